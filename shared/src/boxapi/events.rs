@@ -1,0 +1,204 @@
+//! The enterprise event stream (`stream_type=admin_logs`): the only source of Box logins.
+//!
+//! Box may return a page shorter than `limit` while more remain, so the stream stops only on
+//! an empty page. Events are deduplicated by `event_id` (overlapping windows and replayed stream
+//! positions repeat events) with a bounded memory of recent ids: `admin_logs` is chronological, so
+//! a repeat is always recent.
+
+use std::collections::{HashSet, VecDeque};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use secrecy::SecretString;
+
+use super::types::{Event, EventsPageBody};
+use super::{BoxClient, BoxError};
+
+/// The event type of a user's login to Box.
+pub const LOGIN_EVENT: &str = "LOGIN";
+/// Box's largest page of admin events.
+pub const EVENTS_PAGE_LIMIT: u32 = 500;
+/// Loop guard: 200,000 pages of 500 is 100 million events, past a year of any enterprise.
+const MAX_EVENT_PAGES: u32 = 200_000;
+/// How many recent event ids are remembered for deduplication.
+const DEDUPE_MEMORY: usize = 50_000;
+
+/// Which admin events to read.
+#[derive(Debug, Clone)]
+pub struct EventsQuery {
+    /// `event_type` filter, e.g. `["LOGIN"]`.
+    pub event_types: Vec<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// Resume from a position saved from an earlier [`EventsPage`].
+    pub stream_position: Option<String>,
+    pub limit: u32,
+}
+
+impl EventsQuery {
+    /// LOGIN events in a time window, in the largest pages Box allows.
+    pub fn logins(created_after: DateTime<Utc>, created_before: DateTime<Utc>) -> Self {
+        Self {
+            event_types: vec![LOGIN_EVENT.to_owned()],
+            created_after: Some(created_after),
+            created_before: Some(created_before),
+            stream_position: None,
+            limit: EVENTS_PAGE_LIMIT,
+        }
+    }
+}
+
+/// One page of new (not yet seen) events and the position to resume after it.
+#[derive(Debug, Clone)]
+pub struct EventsPage {
+    pub events: Vec<Event>,
+    pub next_stream_position: String,
+    /// Entries Box sent on this page, duplicates included.
+    pub received: usize,
+}
+
+struct RecentIds {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl RecentIds {
+    fn new() -> Self {
+        Self {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// True when the id is new.
+    fn insert(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() >= DEDUPE_MEMORY {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.set.insert(id.to_owned());
+        self.order.push_back(id.to_owned());
+        true
+    }
+}
+
+fn box_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+fn position_string(value: Option<serde_json::Value>) -> Option<String> {
+    match value? {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl BoxClient {
+    /// Pages of admin events, each event once. Needs an admin (or a co-admin with report
+    /// rights) token with `manage_enterprise_properties`; a Business plan answers
+    /// [`BoxError::Forbidden`] on the first page.
+    pub fn admin_event_pages(
+        &self,
+        token: SecretString,
+        query: EventsQuery,
+    ) -> BoxStream<'static, Result<EventsPage, BoxError>> {
+        let client = self.clone();
+        Box::pin(async_stream::try_stream! {
+            let url = client.endpoints.api("/2.0/events");
+            let types = query.event_types.join(",");
+            let limit = query.limit.clamp(1, EVENTS_PAGE_LIMIT).to_string();
+            let after = query.created_after.map(box_time);
+            let before = query.created_before.map(box_time);
+            let mut position = query.stream_position.clone();
+            let mut seen = RecentIds::new();
+            let mut pages = 0u32;
+            loop {
+                pages += 1;
+                if pages > MAX_EVENT_PAGES {
+                    Err(BoxError::Paging { operation: "events.admin_logs", detail: format!("more than {MAX_EVENT_PAGES} pages") })?;
+                }
+                let mut params: Vec<(&str, &str)> = vec![("stream_type", "admin_logs"), ("limit", limit.as_str())];
+                if !types.is_empty() {
+                    params.push(("event_type", types.as_str()));
+                }
+                if let Some(a) = after.as_deref() {
+                    params.push(("created_after", a));
+                }
+                if let Some(b) = before.as_deref() {
+                    params.push(("created_before", b));
+                }
+                if let Some(p) = position.as_deref() {
+                    params.push(("stream_position", p));
+                }
+                let body = client.api_call("events.admin_logs", &token, |http| http.get(url.clone()).query(&params)).await?;
+                let page: EventsPageBody = Self::decode("events.admin_logs", &body)?;
+                let received = page.entries.len();
+                let next = position_string(page.next_stream_position);
+                if received == 0 {
+                    if let Some(next) = next {
+                        yield EventsPage { events: Vec::new(), next_stream_position: next, received };
+                    }
+                    break;
+                }
+                let Some(next) = next else {
+                    Err(BoxError::Decode { operation: "events.admin_logs", detail: "a non-empty page without next_stream_position".into() })?;
+                    unreachable!();
+                };
+                let events: Vec<Event> = page.entries.into_iter().filter(|e| seen.insert(&e.event_id)).collect();
+                if events.is_empty() && position.as_deref() == Some(next.as_str()) {
+                    Err(BoxError::Paging { operation: "events.admin_logs", detail: "the stream position did not advance".into() })?;
+                }
+                tracing::debug!(page = pages, received, new = events.len(), "admin events page");
+                position = Some(next.clone());
+                yield EventsPage { events, next_stream_position: next, received };
+            }
+        })
+    }
+
+    /// Admin events one by one (see [`BoxClient::admin_event_pages`]).
+    pub fn admin_events(&self, token: SecretString, query: EventsQuery) -> BoxStream<'static, Result<Event, BoxError>> {
+        self.admin_event_pages(token, query)
+            .map_ok(|page| futures::stream::iter(page.events.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_ids_forget_only_the_oldest() {
+        let mut ids = RecentIds::new();
+        assert!(ids.insert("a"));
+        assert!(!ids.insert("a"));
+        for i in 0..DEDUPE_MEMORY {
+            ids.insert(&i.to_string());
+        }
+        assert!(ids.insert("a"), "the oldest id is forgotten once memory is full");
+        assert!(!ids.insert(&(DEDUPE_MEMORY - 1).to_string()));
+    }
+
+    #[test]
+    fn positions_may_be_strings_or_numbers() {
+        assert_eq!(position_string(Some(serde_json::json!("123"))), Some("123".into()));
+        assert_eq!(position_string(Some(serde_json::json!(123))), Some("123".into()));
+        assert_eq!(position_string(Some(serde_json::json!(""))), None);
+        assert_eq!(position_string(None), None);
+    }
+
+    #[test]
+    fn times_are_sent_with_an_offset() {
+        let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(box_time(t), "2026-01-02T03:04:05+00:00");
+    }
+}

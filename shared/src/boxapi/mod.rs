@@ -1,0 +1,264 @@
+//! A typed client for the Box API calls seatsync makes.
+//!
+//! Every request has a timeout and goes through [`BoxClient::execute`], which retries 429 after
+//! `retry-after` and 5xx/connection failures with jittered backoff, a bounded number of times.
+//! Tokens and client secrets only travel as [`secrecy::SecretString`] and are never logged.
+
+mod error;
+mod events;
+mod oauth;
+mod retry;
+mod types;
+mod users;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::config::{ConfigError, Env, url_or};
+
+pub use error::{BoxError, BoxErrorDetail, OAuthErrorKind};
+pub use events::{EventsPage, EventsQuery, LOGIN_EVENT};
+pub use oauth::{AppCredentials, TokenGrant, scopes};
+pub use retry::RetryPolicy;
+pub use types::{
+    ANONYMOUS_USER_ID, EnterpriseMini, Event, Role, TransferredFolder, USER_FIELDS, User, UserMini, UserStatus,
+};
+pub use users::UserType;
+
+/// Where Box lives. Both are configurable: tests and the demo point them at the simulator, and
+/// Box Verified Enterprises use `ent.box.com` for the authorize page.
+#[derive(Debug, Clone)]
+pub struct BoxEndpoints {
+    /// `BOX_API_BASE`, default `https://api.box.com` (the API under `/2.0`, OAuth under `/oauth2`).
+    pub api_base: Url,
+    /// `BOX_ACCOUNT_BASE`, default `https://account.box.com` (the authorize page).
+    pub account_base: Url,
+}
+
+impl BoxEndpoints {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            api_base: url_or(env, "BOX_API_BASE", "https://api.box.com")?,
+            account_base: url_or(env, "BOX_ACCOUNT_BASE", "https://account.box.com")?,
+        })
+    }
+
+    /// Endpoints from two base URLs (e.g. a simulator's); panics never: errors name the input.
+    pub fn new(api_base: &str, account_base: &str) -> Result<Self, url::ParseError> {
+        Ok(Self {
+            api_base: Url::parse(api_base)?,
+            account_base: Url::parse(account_base)?,
+        })
+    }
+
+    fn join(base: &Url, path: &str) -> Url {
+        let mut url = base.clone();
+        let prefix = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{prefix}{path}"));
+        url
+    }
+
+    pub(crate) fn api(&self, path: &str) -> Url {
+        Self::join(&self.api_base, path)
+    }
+
+    pub(crate) fn account(&self, path: &str) -> Url {
+        Self::join(&self.account_base, path)
+    }
+}
+
+/// Timeouts and retries of a [`BoxClient`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Whole-request timeout, body included.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// The Box API client. Cheap to clone; clones share the connection pool and the call counter.
+#[derive(Clone)]
+pub struct BoxClient {
+    http: reqwest::Client,
+    endpoints: Arc<BoxEndpoints>,
+    options: Arc<ClientOptions>,
+    calls: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for BoxClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoxClient")
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One answer that the retry loop did not swallow: a 2xx, or a refusal the caller maps.
+pub(crate) struct Answer {
+    pub status: u16,
+    /// Read in full inside the retry loop, so a connection dropped mid-body is retried too.
+    pub body: Vec<u8>,
+}
+
+impl BoxClient {
+    pub fn new(endpoints: BoxEndpoints, options: ClientOptions) -> Result<Self, BoxError> {
+        let http = reqwest::Client::builder()
+            .timeout(options.request_timeout)
+            .connect_timeout(options.connect_timeout)
+            .user_agent(concat!("seatsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BoxError::Unavailable {
+                attempts: 0,
+                detail: format!("cannot build HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            http,
+            endpoints: Arc::new(endpoints),
+            options: Arc::new(options),
+            calls: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    pub fn endpoints(&self) -> &BoxEndpoints {
+        &self.endpoints
+    }
+
+    /// HTTP requests sent to Box so far by this client and its clones, retries included.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Sends a request built by `build`, retrying per `policy`. Returns the first answer that is
+    /// not retried (2xx or a refusal), or the variant for exhausted retries.
+    pub(crate) async fn execute(
+        &self,
+        operation: &'static str,
+        policy: &RetryPolicy,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, BoxError> {
+        let max = policy.max_attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let outcome = match build(&self.http).send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = retry::parse_retry_after(resp.headers().get(http::header::RETRY_AFTER));
+                    match resp.bytes().await {
+                        Ok(body) => Ok((status, retry_after, body.to_vec())),
+                        Err(e) => Err(transport_detail(&e)),
+                    }
+                }
+                Err(e) => Err(transport_detail(&e)),
+            };
+            let wait = match outcome {
+                Ok((status, _, body)) if !(status == 429 || is_retryable_5xx(status)) => {
+                    return Ok(Answer { status, body });
+                }
+                Ok((429, retry_after, _)) => {
+                    tracing::warn!(operation, attempt, ?retry_after, "Box rate limited the request");
+                    if attempt >= max {
+                        return Err(BoxError::RateLimited {
+                            attempts: attempt,
+                            retry_after,
+                        });
+                    }
+                    policy.retry_after(retry_after, attempt)
+                }
+                Ok((status, retry_after, _)) => {
+                    tracing::warn!(operation, attempt, status, "Box answered with a server error");
+                    if attempt >= max {
+                        return Err(BoxError::Unavailable {
+                            attempts: attempt,
+                            detail: format!("HTTP {status}"),
+                        });
+                    }
+                    retry_after
+                        .map(|d| d.min(policy.max_backoff))
+                        .unwrap_or_else(|| policy.backoff(attempt))
+                }
+                Err(detail) => {
+                    tracing::warn!(operation, attempt, %detail, "no answer from Box");
+                    if attempt >= max {
+                        return Err(BoxError::Unavailable {
+                            attempts: attempt,
+                            detail,
+                        });
+                    }
+                    policy.backoff(attempt)
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// A bearer-authorized API call; non-2xx answers become typed errors.
+    pub(crate) async fn api_call(
+        &self,
+        operation: &'static str,
+        token: &SecretString,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, BoxError> {
+        let policy = self.options.retry.clone();
+        let answer = self
+            .execute(operation, &policy, |http| {
+                build(http).bearer_auth(token.expose_secret())
+            })
+            .await?;
+        if (200..300).contains(&answer.status) {
+            Ok(answer.body)
+        } else {
+            Err(error::from_api_response(answer.status, &answer.body))
+        }
+    }
+
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(operation: &'static str, body: &[u8]) -> Result<T, BoxError> {
+        serde_json::from_slice(body).map_err(|e| BoxError::Decode {
+            operation,
+            detail: e.to_string(),
+        })
+    }
+}
+
+fn is_retryable_5xx(status: u16) -> bool {
+    matches!(status, 500 | 502 | 503 | 504)
+}
+
+/// A transport failure in words, without the URL (which is not secret, but is noise).
+fn transport_detail(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "connection closed while reading the answer"
+    } else {
+        "connection error"
+    };
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut root = String::new();
+    while let Some(s) = source {
+        root = s.to_string();
+        source = s.source();
+    }
+    if root.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {root}")
+    }
+}

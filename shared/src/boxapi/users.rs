@@ -1,0 +1,188 @@
+//! Users: who is connected, every user of the enterprise (marker paging), and the changes
+//! seatsync makes (status, delete, content transfer, ending sessions).
+
+use futures::stream::BoxStream;
+use secrecy::SecretString;
+use serde_json::json;
+
+use super::types::{TransferredFolder, USER_FIELDS, User, UserStatus, UsersPage};
+use super::{BoxClient, BoxError};
+
+/// Box's `user_type` filter. `Managed` includes app users (`is_platform_access_only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserType {
+    All,
+    Managed,
+    External,
+}
+
+impl UserType {
+    fn as_str(self) -> &'static str {
+        match self {
+            UserType::All => "all",
+            UserType::Managed => "managed",
+            UserType::External => "external",
+        }
+    }
+}
+
+/// Box's largest page of users.
+pub const USERS_PAGE_LIMIT: u32 = 1000;
+/// Loop guard: 20,000 pages of 1,000 is 20 million users, far past any enterprise.
+const MAX_USER_PAGES: u32 = 20_000;
+
+impl BoxClient {
+    /// The user the token belongs to (the person who connected), with role and enterprise.
+    #[tracing::instrument(skip_all)]
+    pub async fn me(&self, token: &SecretString) -> Result<User, BoxError> {
+        let url = self.endpoints.api("/2.0/users/me");
+        let body = self
+            .api_call("users.me", token, |http| {
+                http.get(url.clone()).query(&[("fields", USER_FIELDS)])
+            })
+            .await?;
+        Self::decode("users.me", &body)
+    }
+
+    /// One user by id.
+    #[tracing::instrument(skip(self, token))]
+    pub async fn user(&self, token: &SecretString, user_id: &str) -> Result<User, BoxError> {
+        let url = self.endpoints.api(&format!("/2.0/users/{}", path_segment(user_id)?));
+        let body = self
+            .api_call("users.get", token, |http| {
+                http.get(url.clone()).query(&[("fields", USER_FIELDS)])
+            })
+            .await?;
+        Self::decode("users.get", &body)
+    }
+
+    /// Every user of the given type, each exactly once, with marker paging (`usemarker=true`,
+    /// `limit=1000`): offset paging breaks past 10,000 users. Pages are fetched lazily, so
+    /// memory stays at one page whatever the enterprise's size.
+    pub fn users(&self, token: SecretString, user_type: UserType) -> BoxStream<'static, Result<User, BoxError>> {
+        let client = self.clone();
+        Box::pin(async_stream::try_stream! {
+            let url = client.endpoints.api("/2.0/users");
+            let limit = USERS_PAGE_LIMIT.to_string();
+            let mut marker: Option<String> = None;
+            let mut pages = 0u32;
+            loop {
+                pages += 1;
+                if pages > MAX_USER_PAGES {
+                    Err(BoxError::Paging { operation: "users.list", detail: format!("more than {MAX_USER_PAGES} pages") })?;
+                }
+                let mut query = vec![
+                    ("usemarker", "true"),
+                    ("limit", limit.as_str()),
+                    ("user_type", user_type.as_str()),
+                    ("fields", USER_FIELDS),
+                ];
+                if let Some(m) = marker.as_deref() {
+                    query.push(("marker", m));
+                }
+                let body = client.api_call("users.list", &token, |http| http.get(url.clone()).query(&query)).await?;
+                let page: UsersPage = Self::decode("users.list", &body)?;
+                tracing::debug!(page = pages, entries = page.entries.len(), "users page");
+                for user in page.entries {
+                    yield user;
+                }
+                match page.next_marker.filter(|m| !m.is_empty()) {
+                    None => break,
+                    Some(next) if marker.as_deref() == Some(next.as_str()) => {
+                        Err(BoxError::Paging { operation: "users.list", detail: "Box returned the same marker twice".into() })?;
+                    }
+                    Some(next) => marker = Some(next),
+                }
+            }
+        })
+    }
+
+    /// Sets a user's status (`inactive` to deactivate, `active` to reactivate). Idempotent at
+    /// Box, so retrying after an ambiguous 503 is safe.
+    #[tracing::instrument(skip(self, token))]
+    pub async fn set_user_status(
+        &self,
+        token: &SecretString,
+        user_id: &str,
+        status: UserStatus,
+    ) -> Result<User, BoxError> {
+        let url = self.endpoints.api(&format!("/2.0/users/{}", path_segment(user_id)?));
+        let payload = json!({ "status": status.as_str() });
+        let body = self
+            .api_call("users.update", token, |http| {
+                http.put(url.clone()).query(&[("fields", USER_FIELDS)]).json(&payload)
+            })
+            .await?;
+        Self::decode("users.update", &body)
+    }
+
+    /// Deletes a user. With `force = false`, Box refuses while the user owns content:
+    /// [`BoxError::OwnsContent`]. A delete that Box already did answers 404 on a retry.
+    #[tracing::instrument(skip(self, token))]
+    pub async fn delete_user(
+        &self,
+        token: &SecretString,
+        user_id: &str,
+        notify: bool,
+        force: bool,
+    ) -> Result<(), BoxError> {
+        let url = self.endpoints.api(&format!("/2.0/users/{}", path_segment(user_id)?));
+        let query = [("notify", bool_str(notify)), ("force", bool_str(force))];
+        self.api_call("users.delete", token, |http| http.delete(url.clone()).query(&query))
+            .await?;
+        Ok(())
+    }
+
+    /// Moves everything `from_user` owns into a new folder owned by `to_user`. Needs the
+    /// `root_readwrite` scope. Large transfers go on at Box after this returns.
+    #[tracing::instrument(skip(self, token))]
+    pub async fn transfer_content(
+        &self,
+        token: &SecretString,
+        from_user: &str,
+        to_user: &str,
+        notify: bool,
+    ) -> Result<TransferredFolder, BoxError> {
+        let url = self
+            .endpoints
+            .api(&format!("/2.0/users/{}/folders/0", path_segment(from_user)?));
+        let payload = json!({ "owned_by": { "id": to_user } });
+        let query = [("notify", bool_str(notify)), ("fields", "id,name")];
+        let body = self
+            .api_call("users.transfer_content", token, |http| {
+                http.put(url.clone()).query(&query).json(&payload)
+            })
+            .await?;
+        Self::decode("users.transfer_content", &body)
+    }
+
+    /// Ends the users' open Box sessions (Box does it asynchronously; 202).
+    #[tracing::instrument(skip(self, token))]
+    pub async fn terminate_sessions(&self, token: &SecretString, user_ids: &[&str]) -> Result<(), BoxError> {
+        let url = self.endpoints.api("/2.0/users/terminate_sessions");
+        let payload = json!({ "user_ids": user_ids });
+        self.api_call("users.terminate_sessions", token, |http| {
+            http.post(url.clone()).json(&payload)
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
+}
+
+/// Box ids are digits; anything else never reaches a URL path.
+fn path_segment(id: &str) -> Result<&str, BoxError> {
+    if !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id)
+    } else {
+        Err(BoxError::Rejected(super::BoxErrorDetail {
+            status: 400,
+            code: Some("invalid_user_id".into()),
+            message: Some("a Box user id is 1 to 20 digits".into()),
+            request_id: None,
+        }))
+    }
+}

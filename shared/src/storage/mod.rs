@@ -1,0 +1,14 @@
+//! Storage adapters: the single DynamoDB table ([`dynamo`]) and Secrets Manager ([`secrets`]),
+//! both built from one SDK configuration with bounded timeouts and retries ([`aws`]).
+//! The table's key design lives in [`schema`], defined once and checked against `infra/template.yaml`.
+
+pub mod aws;
+pub mod dynamo;
+pub mod schema;
+pub mod secrets;
+
+pub use aws::{aws_config_loader, load_aws_config};
+pub use dynamo::{
+    BatchRetry, BatchStats, Key, LeaseOutcome, Page, PutOutcome, StoreError, Table, VersionedItem, VersionedOutcome,
+};
+pub use secrets::{BoxTokenSet, SecretError, SecretStore, TokenKind, Versioned, request_token_from};

@@ -1,0 +1,160 @@
+//! How the Box client meets failure: bounded retries for 429, 5xx and dropped connections, no
+//! retry for refusals, a timeout on every request, and typed errors.
+
+use std::time::{Duration, Instant};
+
+use box_sim::{Endpoint, Fault, Faults};
+use seatsync::boxapi::{BoxError, ClientOptions, RetryPolicy};
+use seatsync_tests::boxsim::{TestBox, client_for, sim_config};
+use secrecy::SecretString;
+
+#[tokio::test]
+async fn a_429_waits_at_least_retry_after_then_succeeds() {
+    let tb = TestBox::start(sim_config()).await;
+    tb.sim.inject(
+        Endpoint::UsersMe,
+        1,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(2),
+        },
+    );
+    let started = Instant::now();
+    let me = tb.client.me(&tb.admin_token()).await.unwrap();
+    assert_eq!(me.id, tb.sim.primary_admin_id());
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "retried after {:?}, before retry-after",
+        started.elapsed()
+    );
+    assert_eq!(tb.sim.counters().get(Endpoint::UsersMe, 429), 1);
+    assert_eq!(tb.sim.counters().get(Endpoint::UsersMe, 200), 1);
+}
+
+#[tokio::test]
+async fn constant_429s_give_up_after_bounded_attempts() {
+    let mut config = sim_config();
+    config.faults = Faults {
+        share_429: 1.0,
+        retry_after_secs: 0,
+        ..Faults::default()
+    };
+    let tb = TestBox::start(config).await;
+    let err = tb.client.me(&tb.admin_token()).await.unwrap_err();
+    assert!(matches!(err, BoxError::RateLimited { attempts: 5, .. }), "{err:?}");
+    assert_eq!(tb.sim.counters().total(Endpoint::UsersMe), 5);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_until_success() {
+    let tb = TestBox::start(sim_config()).await;
+    tb.sim.inject(
+        Endpoint::UsersMe,
+        1,
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+    );
+    tb.sim.inject(
+        Endpoint::UsersMe,
+        2,
+        Fault::Status {
+            status: 502,
+            retry_after: None,
+        },
+    );
+    tb.sim.inject(
+        Endpoint::UsersMe,
+        3,
+        Fault::Status {
+            status: 503,
+            retry_after: Some(0),
+        },
+    );
+    assert!(tb.client.me(&tb.admin_token()).await.is_ok());
+    assert_eq!(tb.sim.counters().total(Endpoint::UsersMe), 4);
+}
+
+#[tokio::test]
+async fn dropped_connections_are_retried() {
+    let tb = TestBox::start(sim_config()).await;
+    tb.sim.inject(Endpoint::UsersMe, 1, Fault::Drop);
+    tb.sim.inject(Endpoint::UsersMe, 2, Fault::Drop);
+    assert!(tb.client.me(&tb.admin_token()).await.is_ok());
+}
+
+#[tokio::test]
+async fn box_unavailable_is_its_own_variant_after_bounded_attempts() {
+    let mut config = sim_config();
+    config.faults = Faults {
+        share_5xx: 1.0,
+        ..Faults::default()
+    };
+    let tb = TestBox::start(config).await;
+    let err = tb.client.me(&tb.admin_token()).await.unwrap_err();
+    assert!(matches!(err, BoxError::Unavailable { attempts: 5, .. }), "{err:?}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn refusals_are_not_retried() {
+    let tb = TestBox::start(sim_config()).await;
+    let err = tb.client.user(&tb.admin_token(), "123456789").await.unwrap_err();
+    assert!(matches!(err, BoxError::NotFound(_)), "{err:?}");
+    assert_eq!(tb.sim.counters().total(Endpoint::UserGet), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_token_is_unauthorized() {
+    let tb = TestBox::start(sim_config()).await;
+    let err = tb.client.me(&SecretString::from("not-a-token")).await.unwrap_err();
+    assert!(matches!(err, BoxError::Unauthorized(_)), "{err:?}");
+    assert!(err.is_auth_failure());
+    assert_eq!(tb.sim.counters().total(Endpoint::UsersMe), 1);
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_unauthorized() {
+    let tb = TestBox::start(sim_config()).await;
+    let token = tb.admin_token();
+    tb.sim.advance(Duration::from_secs(3601));
+    assert!(matches!(tb.client.me(&token).await, Err(BoxError::Unauthorized(_))));
+}
+
+#[tokio::test]
+async fn every_request_times_out() {
+    let tb = TestBox::start(sim_config()).await;
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(300),
+        connect_timeout: Duration::from_millis(300),
+        retry: RetryPolicy {
+            max_attempts: 2,
+            base_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+        },
+    };
+    let client = client_for(&tb.sim, options);
+    tb.sim
+        .inject(Endpoint::UsersMe, 1, Fault::Delay(Duration::from_secs(3)));
+    tb.sim
+        .inject(Endpoint::UsersMe, 2, Fault::Delay(Duration::from_secs(3)));
+    let err = client.me(&tb.admin_token()).await.unwrap_err();
+    match err {
+        BoxError::Unavailable { attempts: 2, detail } => assert!(detail.contains("timed out"), "{detail}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn errors_carry_box_request_ids_and_no_tokens() {
+    let tb = TestBox::start(sim_config()).await;
+    let token = tb.admin_token();
+    let err = tb.client.user(&token, "42").await.unwrap_err();
+    let detail = err.detail().expect("a Box error detail");
+    assert!(detail.request_id.is_some(), "{detail:?}");
+    let text = format!("{err} {err:?}");
+    for secret in tb.sim.issued_secrets() {
+        assert!(!text.contains(&secret), "an issued secret appears in an error");
+    }
+}

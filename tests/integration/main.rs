@@ -1,0 +1,10 @@
+//! One integration-test binary (one link step on 2 cores); each module tests one feature by name.
+
+mod box_client_errors;
+mod box_events_stream;
+mod box_oauth;
+mod box_user_changes;
+mod box_users_paging;
+mod infra_template;
+mod storage_dynamodb;
+mod storage_secrets;

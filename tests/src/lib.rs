@@ -1,0 +1,7 @@
+//! Helpers shared by every integration test: a fresh, uniquely named set of AWS resources on the
+//! local AWS endpoint (moto) per test, a Box simulator per test, and a fake Lambda Runtime API
+//! for starting the functions' real binaries.
+
+pub mod aws;
+pub mod boxsim;
+pub mod lambda_api;

@@ -5,11 +5,15 @@
 //! - [`storage`]: the single DynamoDB table and the per-tenant Box token secrets.
 //! - [`config`], [`ids`], [`telemetry`]: parsing at the edge, so inner code only sees valid values.
 
+pub mod api;
 pub mod boxapi;
 pub mod config;
+pub mod connect;
+pub mod connection;
 pub mod ids;
 pub mod license;
 pub mod problem;
 pub mod runtime;
 pub mod storage;
 pub mod telemetry;
+pub mod tokens;

@@ -1,7 +1,7 @@
 //! What every function builds once at cold start: its configuration, parsed from the
 //! environment (failing fast, naming the variable), and its clients.
 
-use crate::boxapi::{BoxClient, BoxEndpoints, ClientOptions};
+use crate::boxapi::{BoxClient, BoxEndpoints, ClientOptions, RetryPolicy};
 use crate::config::{ConfigError, Env, or_default, required};
 use crate::storage::{SecretStore, Table, load_aws_config};
 
@@ -35,12 +35,20 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub async fn build(config: &CommonConfig) -> anyhow::Result<Self> {
+    /// `retry`: [`RetryPolicy::interactive`] for functions behind API Gateway (29 s), the default
+    /// for the sync.
+    pub async fn build(config: &CommonConfig, retry: RetryPolicy) -> anyhow::Result<Self> {
         let sdk = load_aws_config().await;
         Ok(Self {
             table: Table::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name.clone()),
             secrets: SecretStore::with_prefix(aws_sdk_secretsmanager::Client::new(&sdk), config.secret_prefix.clone()),
-            box_api: BoxClient::new(config.box_endpoints.clone(), ClientOptions::default())?,
+            box_api: BoxClient::new(
+                config.box_endpoints.clone(),
+                ClientOptions {
+                    retry,
+                    ..ClientOptions::default()
+                },
+            )?,
         })
     }
 }

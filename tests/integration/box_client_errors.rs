@@ -132,6 +132,7 @@ async fn every_request_times_out() {
             max_attempts: 2,
             base_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(50),
+            ..RetryPolicy::default()
         },
     };
     let client = client_for(&tb.sim, options);
@@ -157,4 +158,103 @@ async fn errors_carry_box_request_ids_and_no_tokens() {
     for secret in tb.sim.issued_secrets() {
         assert!(!text.contains(&secret), "an issued secret appears in an error");
     }
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_cap_gives_up_instead_of_retrying_early() {
+    let tb = TestBox::start(sim_config()).await;
+    tb.sim.inject(
+        Endpoint::UsersMe,
+        1,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(120),
+        },
+    );
+    let err = tb.client.me(&tb.admin_token()).await.unwrap_err();
+    match err {
+        BoxError::RateLimited {
+            attempts: 1,
+            retry_after,
+        } => assert_eq!(retry_after, Some(Duration::from_secs(120))),
+        other => panic!("expected RateLimited after one attempt, got {other:?}"),
+    }
+    assert_eq!(tb.sim.counters().total(Endpoint::UsersMe), 1);
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_time_budget() {
+    let mut config = sim_config();
+    config.faults = Faults {
+        share_5xx: 1.0,
+        retry_after_secs: 0,
+        ..Faults::default()
+    };
+    let tb = TestBox::start(config).await;
+    let options = ClientOptions {
+        retry: RetryPolicy {
+            max_attempts: 50,
+            base_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(100),
+            max_elapsed: Duration::from_millis(450),
+        },
+        ..ClientOptions::default()
+    };
+    let client = client_for(&tb.sim, options);
+    let err = client.me(&tb.admin_token()).await.unwrap_err();
+    let attempts = tb.sim.counters().total(Endpoint::UsersMe);
+    assert!(matches!(err, BoxError::Unavailable { .. }), "{err:?}");
+    assert!(
+        (2..=10).contains(&attempts),
+        "{attempts} attempts within a 450 ms budget of 50-150 ms waits"
+    );
+}
+
+#[tokio::test]
+async fn a_delete_whose_answer_was_lost_is_still_a_success() {
+    let tb = TestBox::start(sim_config()).await;
+    let user = tb
+        .sim
+        .users()
+        .into_iter()
+        .find(|u| u.role == "user" && !u.owns_content && !u.is_external && !u.is_app_user)
+        .expect("a deletable user");
+    tb.sim.inject(Endpoint::UserDelete, 1, Fault::DropAfterHandler);
+    tb.client
+        .delete_user(&tb.admin_token(), &user.id, false, false)
+        .await
+        .unwrap();
+    assert!(tb.sim.user(&user.id).is_none());
+    assert_eq!(
+        tb.sim.counters().get(Endpoint::UserDelete, 404),
+        1,
+        "the retry found the user already gone"
+    );
+}
+
+#[tokio::test]
+async fn a_transfer_is_not_repeated_after_an_ambiguous_server_error() {
+    let tb = TestBox::start(sim_config()).await;
+    let owner = tb
+        .sim
+        .users()
+        .into_iter()
+        .find(|u| u.role == "user" && u.owns_content && !u.is_external && !u.is_app_user)
+        .expect("a content owner");
+    tb.sim
+        .inject(Endpoint::TransferContent, 1, Fault::AfterHandler { status: 503 });
+    let err = tb
+        .client
+        .transfer_content(&tb.admin_token(), &owner.id, &tb.sim.primary_admin_id(), false)
+        .await;
+    assert!(matches!(err, Err(BoxError::Unavailable { attempts: 1, .. })), "{err:?}");
+    assert_eq!(
+        tb.sim.counters().total(Endpoint::TransferContent),
+        1,
+        "a transfer is never sent twice"
+    );
+    assert!(
+        !tb.sim.user(&owner.id).unwrap().owns_content,
+        "Box did the transfer before answering 503"
+    );
 }

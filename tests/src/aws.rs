@@ -19,6 +19,7 @@ impl TestAws {
     ///
     /// Panics (the test's setup failed) if the variable is missing or not a loopback URL.
     pub async fn new() -> Self {
+        crate::logs::capture_to_suite_log();
         let endpoint = local_endpoint();
         let region = std::env::var("AWS_REGION")
             .ok()

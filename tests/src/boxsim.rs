@@ -24,6 +24,7 @@ pub fn test_client_options() -> ClientOptions {
             max_attempts: 5,
             base_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_secs(5),
+            max_elapsed: Duration::from_secs(30),
         },
     }
 }
@@ -45,6 +46,8 @@ pub fn sim_config() -> SimConfig {
 
 impl TestBox {
     pub async fn start(config: SimConfig) -> TestBox {
+        crate::logs::capture_to_suite_log();
+        crate::logs::record_secrets([config.client_secret.clone()]);
         let sim = BoxSim::start(config).await.expect("start the Box simulator");
         let client = client_for(&sim, test_client_options());
         TestBox { sim, client }
@@ -74,6 +77,7 @@ impl TestBox {
 
 impl Drop for TestBox {
     fn drop(&mut self) {
+        crate::logs::record_secrets(self.sim.issued_secrets());
         if !std::thread::panicking() {
             let checked = self.assert_contract();
             if checked > 0 {

@@ -2,6 +2,8 @@
 //! local AWS endpoint (moto) per test, a Box simulator per test, and a fake Lambda Runtime API
 //! for starting the functions' real binaries.
 
+pub mod apigw;
 pub mod aws;
 pub mod boxsim;
 pub mod lambda_api;
+pub mod logs;

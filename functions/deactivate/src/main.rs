@@ -2,6 +2,7 @@
 //! idempotency and an audit trail. Wiring only: the logic lives in `seatsync`.
 
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use seatsync::boxapi::RetryPolicy;
 use seatsync::config::ProcessEnv;
 use seatsync::problem::Problem;
 use seatsync::runtime::{Clients, CommonConfig};
@@ -10,7 +11,7 @@ use seatsync::runtime::{Clients, CommonConfig};
 async fn main() -> Result<(), Error> {
     seatsync::telemetry::init();
     let config = CommonConfig::from_env(&ProcessEnv)?;
-    let clients = Clients::build(&config).await?;
+    let clients = Clients::build(&config, RetryPolicy::interactive()).await?;
     tracing::info!(table = %config.table_name, "deactivate ready");
     run(service_fn(|request: Request| handle(&clients, request))).await
 }

@@ -1,29 +1,30 @@
 //! oauth-callback: connects a tenant's Box enterprise (OAuth start and callback, connection
-//! status, disconnect, client-credentials connections). Wiring only: the logic lives in `seatsync`.
+//! status, disconnect, client-credentials connections). Wiring only: the logic and the HTTP API
+//! live in `seatsync::connect`.
 
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use std::sync::Arc;
+
+use lambda_http::{Error, run};
+use seatsync::boxapi::RetryPolicy;
 use seatsync::config::ProcessEnv;
-use seatsync::problem::Problem;
+use seatsync::connect::{ConnectConfig, ConnectService, router};
+use seatsync::connection::AppConfig;
 use seatsync::runtime::{Clients, CommonConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     seatsync::telemetry::init();
     let config = CommonConfig::from_env(&ProcessEnv)?;
-    let clients = Clients::build(&config).await?;
-    tracing::info!(table = %config.table_name, "oauth-callback ready");
-    run(service_fn(|request: Request| handle(&clients, request))).await
-}
-
-/// The connect routes arrive with the "Connect Box" issue; until then every route answers a
-/// clear 501 instead of pretending to work.
-async fn handle(_clients: &Clients, request: Request) -> Result<Response<Body>, Error> {
-    let detail = format!(
-        "{} {} is not available in this version of seatsync",
-        request.method(),
-        request.uri().path()
+    let connect = ConnectConfig::from_env(&ProcessEnv)?;
+    let clients = Clients::build(&config, RetryPolicy::interactive()).await?;
+    let app = AppConfig::load(&clients.secrets, &connect.app_secret_id).await?;
+    let service = ConnectService::new(
+        connect,
+        app,
+        clients.table.clone(),
+        Arc::new(clients.secrets.clone()),
+        clients.box_api.clone(),
     );
-    Ok(Problem::new(501, "Not Implemented", detail)
-        .into_response()
-        .map(Body::from))
+    tracing::info!(table = %config.table_name, "oauth-callback ready");
+    run(router(Arc::new(service))).await
 }

@@ -2,6 +2,7 @@
 //! logic lives in `seatsync`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use seatsync::boxapi::RetryPolicy;
 use seatsync::config::ProcessEnv;
 use seatsync::runtime::{Clients, CommonConfig};
 use serde_json::{Value, json};
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 async fn main() -> Result<(), Error> {
     seatsync::telemetry::init();
     let config = CommonConfig::from_env(&ProcessEnv)?;
-    let clients = Clients::build(&config).await?;
+    let clients = Clients::build(&config, RetryPolicy::default()).await?;
     tracing::info!(table = %config.table_name, "usage-sync ready");
     run(service_fn(|event: LambdaEvent<Value>| handle(&clients, event))).await
 }

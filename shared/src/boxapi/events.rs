@@ -13,7 +13,7 @@ use futures::{StreamExt, TryStreamExt};
 use secrecy::SecretString;
 
 use super::types::{Event, EventsPageBody};
-use super::{BoxClient, BoxError};
+use super::{BoxClient, BoxError, Effect};
 
 /// The event type of a user's login to Box.
 pub const LOGIN_EVENT: &str = "LOGIN";
@@ -21,6 +21,8 @@ pub const LOGIN_EVENT: &str = "LOGIN";
 pub const EVENTS_PAGE_LIMIT: u32 = 500;
 /// Loop guard: 200,000 pages of 500 is 100 million events, past a year of any enterprise.
 const MAX_EVENT_PAGES: u32 = 200_000;
+/// Pages in a row that bring nothing new at the same position before the stream gives up.
+const MAX_STALLED_PAGES: u32 = 3;
 /// How many recent event ids are remembered for deduplication.
 const DEDUPE_MEMORY: usize = 50_000;
 
@@ -114,10 +116,12 @@ impl BoxClient {
             let types = query.event_types.join(",");
             let limit = query.limit.clamp(1, EVENTS_PAGE_LIMIT).to_string();
             let after = query.created_after.map(box_time);
-            let before = query.created_before.map(box_time);
+            // Never a live tail: without an end, the window ends now, so the stream ends.
+            let before = Some(box_time(query.created_before.unwrap_or_else(Utc::now)));
             let mut position = query.stream_position.clone();
             let mut seen = RecentIds::new();
             let mut pages = 0u32;
+            let mut stalled = 0u32;
             loop {
                 pages += 1;
                 if pages > MAX_EVENT_PAGES {
@@ -136,23 +140,26 @@ impl BoxClient {
                 if let Some(p) = position.as_deref() {
                     params.push(("stream_position", p));
                 }
-                let body = client.api_call("events.admin_logs", &token, |http| http.get(url.clone()).query(&params)).await?;
+                let body = client.api_call("events.admin_logs", &token, Effect::Idempotent, |http| http.get(url.clone()).query(&params)).await?;
                 let page: EventsPageBody = Self::decode("events.admin_logs", &body)?;
                 let received = page.entries.len();
                 let next = position_string(page.next_stream_position);
                 if received == 0 {
-                    if let Some(next) = next {
-                        yield EventsPage { events: Vec::new(), next_stream_position: next, received };
+                    // The end. Yield where to resume next time, even if Box did not repeat it.
+                    if let Some(resume) = next.or(position.clone()) {
+                        yield EventsPage { events: Vec::new(), next_stream_position: resume, received };
                     }
                     break;
                 }
                 let Some(next) = next else {
                     Err(BoxError::Decode { operation: "events.admin_logs", detail: "a non-empty page without next_stream_position".into() })?;
-                    unreachable!();
+                    break;
                 };
                 let events: Vec<Event> = page.entries.into_iter().filter(|e| seen.insert(&e.event_id)).collect();
-                if events.is_empty() && position.as_deref() == Some(next.as_str()) {
-                    Err(BoxError::Paging { operation: "events.admin_logs", detail: "the stream position did not advance".into() })?;
+                // A replayed position yields only duplicates; a few in a row is Box going nowhere.
+                stalled = if events.is_empty() && position.as_deref() == Some(next.as_str()) { stalled + 1 } else { 0 };
+                if stalled >= MAX_STALLED_PAGES {
+                    Err(BoxError::Paging { operation: "events.admin_logs", detail: format!("the stream position did not advance for {MAX_STALLED_PAGES} pages") })?;
                 }
                 tracing::debug!(page = pages, received, new = events.len(), "admin events page");
                 position = Some(next.clone());

@@ -4,6 +4,7 @@
 //! `retry-after` and 5xx/connection failures with jittered backoff, a bounded number of times.
 //! Tokens and client secrets only travel as [`secrecy::SecretString`] and are never logged.
 
+mod budget;
 mod error;
 mod events;
 mod oauth;
@@ -20,6 +21,7 @@ use url::Url;
 
 use crate::config::{ConfigError, Env, url_or};
 
+pub use budget::RequestBudget;
 pub use error::{BoxError, BoxErrorDetail, OAuthErrorKind};
 pub use events::{EventsPage, EventsQuery, LOGIN_EVENT};
 pub use oauth::{AppCredentials, TokenGrant, scopes};
@@ -97,6 +99,7 @@ pub struct BoxClient {
     endpoints: Arc<BoxEndpoints>,
     options: Arc<ClientOptions>,
     calls: Arc<AtomicU64>,
+    budget: Option<Arc<RequestBudget>>,
 }
 
 impl std::fmt::Debug for BoxClient {
@@ -112,6 +115,17 @@ pub(crate) struct Answer {
     pub status: u16,
     /// Read in full inside the retry loop, so a connection dropped mid-body is retried too.
     pub body: Vec<u8>,
+    /// An earlier attempt may have reached Box (a 5xx or a lost answer came before this one).
+    pub after_ambiguous: bool,
+}
+
+/// Whether repeating a request is harmless.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Reads, and writes that end in the same state however often they run (PUT status).
+    Idempotent,
+    /// Writes that must not run twice (a content transfer, a token exchange).
+    NotIdempotent,
 }
 
 impl BoxClient {
@@ -130,6 +144,7 @@ impl BoxClient {
             endpoints: Arc::new(endpoints),
             options: Arc::new(options),
             calls: Arc::new(AtomicU64::new(0)),
+            budget: None,
         })
     }
 
@@ -137,72 +152,116 @@ impl BoxClient {
         &self.endpoints
     }
 
+    /// A clone that paces its requests (all attempts) with `budget` and counts its calls on its
+    /// own: one per tenant sync, so one tenant's pace never slows another's.
+    pub fn with_budget(&self, budget: Arc<RequestBudget>) -> Self {
+        Self {
+            budget: Some(budget),
+            calls: Arc::new(AtomicU64::new(0)),
+            ..self.clone()
+        }
+    }
+
     /// HTTP requests sent to Box so far by this client and its clones, retries included.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// Sends a request built by `build`, retrying per `policy`. Returns the first answer that is
-    /// not retried (2xx or a refusal), or the variant for exhausted retries.
+    /// Sends a request built by `build`, retrying per `policy` within its time budget. Returns the
+    /// first answer that is not retried (2xx or a refusal), or the variant for exhausted retries.
+    ///
+    /// A [`Effect::NotIdempotent`] request is retried only when Box cannot have acted on it: a
+    /// 429, or a connection that never opened. A 5xx, a timeout or a dropped answer may come after
+    /// the change took effect (box-api.md), so those are returned to the caller instead.
     pub(crate) async fn execute(
         &self,
         operation: &'static str,
         policy: &RetryPolicy,
+        effect: Effect,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Answer, BoxError> {
+        let started = tokio::time::Instant::now();
         let max = policy.max_attempts.max(1);
         let mut attempt = 0;
+        let mut ambiguous = false;
         loop {
             attempt += 1;
+            let remaining = policy.max_elapsed.saturating_sub(started.elapsed());
+            let timeout = self
+                .options
+                .request_timeout
+                .min(remaining)
+                .max(Duration::from_millis(1));
+            if let Some(budget) = &self.budget {
+                budget.acquire().await;
+            }
             self.calls.fetch_add(1, Ordering::Relaxed);
-            let outcome = match build(&self.http).send().await {
+            let outcome = match build(&self.http).timeout(timeout).send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = retry::parse_retry_after(resp.headers().get(http::header::RETRY_AFTER));
                     match resp.bytes().await {
                         Ok(body) => Ok((status, retry_after, body.to_vec())),
-                        Err(e) => Err(transport_detail(&e)),
+                        Err(e) => Err((true, transport_detail(&e))),
                     }
                 }
-                Err(e) => Err(transport_detail(&e)),
+                Err(e) => Err((!e.is_connect(), transport_detail(&e))),
             };
-            let wait = match outcome {
+            let (wait, error, stop) = match outcome {
                 Ok((status, _, body)) if !(status == 429 || is_retryable_5xx(status)) => {
-                    return Ok(Answer { status, body });
+                    return Ok(Answer {
+                        status,
+                        body,
+                        after_ambiguous: ambiguous,
+                    });
                 }
                 Ok((429, retry_after, _)) => {
                     tracing::warn!(operation, attempt, ?retry_after, "Box rate limited the request");
-                    if attempt >= max {
-                        return Err(BoxError::RateLimited {
-                            attempts: attempt,
-                            retry_after,
-                        });
-                    }
-                    policy.retry_after(retry_after, attempt)
+                    // Never retry sooner than Box asked: past the cap, give up instead.
+                    let too_long = retry_after.is_some_and(|asked| asked > policy.max_backoff);
+                    let error = BoxError::RateLimited {
+                        attempts: attempt,
+                        retry_after,
+                    };
+                    (
+                        policy.retry_after(retry_after, attempt),
+                        error,
+                        too_long || attempt >= max,
+                    )
                 }
                 Ok((status, retry_after, _)) => {
                     tracing::warn!(operation, attempt, status, "Box answered with a server error");
-                    if attempt >= max {
-                        return Err(BoxError::Unavailable {
-                            attempts: attempt,
-                            detail: format!("HTTP {status}"),
-                        });
-                    }
-                    retry_after
+                    ambiguous = true;
+                    let wait = retry_after
                         .map(|d| d.min(policy.max_backoff))
-                        .unwrap_or_else(|| policy.backoff(attempt))
+                        .unwrap_or_else(|| policy.backoff(attempt));
+                    let error = BoxError::Unavailable {
+                        attempts: attempt,
+                        detail: format!("HTTP {status}"),
+                    };
+                    (wait, error, attempt >= max || effect == Effect::NotIdempotent)
                 }
-                Err(detail) => {
+                Err((sent, detail)) => {
                     tracing::warn!(operation, attempt, %detail, "no answer from Box");
-                    if attempt >= max {
-                        return Err(BoxError::Unavailable {
+                    ambiguous |= sent;
+                    let stop = attempt >= max || (sent && effect == Effect::NotIdempotent);
+                    (
+                        policy.backoff(attempt),
+                        BoxError::Unavailable {
                             attempts: attempt,
                             detail,
-                        });
-                    }
-                    policy.backoff(attempt)
+                        },
+                        stop,
+                    )
                 }
             };
+            if stop {
+                return Err(error);
+            }
+            if started.elapsed() + wait >= policy.max_elapsed {
+                tracing::warn!(operation, attempt, budget = ?policy.max_elapsed, "Box retries would pass the time budget");
+                return Err(error);
+            }
             tokio::time::sleep(wait).await;
         }
     }
@@ -212,19 +271,29 @@ impl BoxClient {
         &self,
         operation: &'static str,
         token: &SecretString,
+        effect: Effect,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Vec<u8>, BoxError> {
-        let policy = self.options.retry.clone();
-        let answer = self
-            .execute(operation, &policy, |http| {
-                build(http).bearer_auth(token.expose_secret())
-            })
-            .await?;
+        let answer = self.authorized(operation, token, effect, build).await?;
         if (200..300).contains(&answer.status) {
             Ok(answer.body)
         } else {
             Err(error::from_api_response(answer.status, &answer.body))
         }
+    }
+
+    /// A bearer-authorized request whose answer the caller interprets.
+    pub(crate) async fn authorized(
+        &self,
+        operation: &'static str,
+        token: &SecretString,
+        effect: Effect,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, BoxError> {
+        self.execute(operation, &self.options.retry, effect, |http| {
+            build(http).bearer_auth(token.expose_secret())
+        })
+        .await
     }
 
     pub(crate) fn decode<T: serde::de::DeserializeOwned>(operation: &'static str, body: &[u8]) -> Result<T, BoxError> {

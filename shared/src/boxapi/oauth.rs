@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::{BoxClient, BoxError, RetryPolicy, error, types::AccessTokenBody};
+use super::{BoxClient, BoxError, Effect, RetryPolicy, error, types::AccessTokenBody};
 
 /// Scopes seatsync asks for.
 pub mod scopes {
@@ -103,7 +103,7 @@ impl BoxClient {
 
     /// Client-credentials grant for an enterprise that authorized the app in its Admin Console.
     /// Safe to retry (it spends nothing), so transient failures are retried.
-    #[tracing::instrument(skip_all, fields(enterprise_id))]
+    #[tracing::instrument(skip_all, fields(enterprise_id = %enterprise_id))]
     pub async fn client_credentials(&self, app: &AppCredentials, enterprise_id: &str) -> Result<TokenGrant, BoxError> {
         let form = [
             ("grant_type", "client_credentials"),
@@ -112,9 +112,13 @@ impl BoxClient {
             ("box_subject_type", "enterprise"),
             ("box_subject_id", enterprise_id),
         ];
-        let policy = self.options.retry.clone();
-        self.token_call_with("oauth2.token.client_credentials", &form, &policy)
-            .await
+        self.token_call_with(
+            "oauth2.token.client_credentials",
+            &form,
+            &self.options.retry,
+            Effect::Idempotent,
+        )
+        .await
     }
 
     /// Revokes a token (access or refresh) and with it the pair. Box answers 200 also for a
@@ -127,9 +131,10 @@ impl BoxClient {
             ("token", token.expose_secret()),
         ];
         let url = self.endpoints.api("/oauth2/revoke");
-        let policy = self.options.retry.clone();
         let answer = self
-            .execute("oauth2.revoke", &policy, |http| http.post(url.clone()).form(&form))
+            .execute("oauth2.revoke", &self.options.retry, Effect::Idempotent, |http| {
+                http.post(url.clone()).form(&form)
+            })
             .await?;
         if (200..300).contains(&answer.status) {
             Ok(())
@@ -139,7 +144,9 @@ impl BoxClient {
     }
 
     async fn token_call(&self, operation: &'static str, form: &[(&str, &str)]) -> Result<TokenGrant, BoxError> {
-        self.token_call_with(operation, form, &RetryPolicy::never()).await
+        // Spending a code or a refresh token must not happen twice, not even on a 429.
+        self.token_call_with(operation, form, &RetryPolicy::never(), Effect::NotIdempotent)
+            .await
     }
 
     async fn token_call_with(
@@ -147,11 +154,12 @@ impl BoxClient {
         operation: &'static str,
         form: &[(&str, &str)],
         policy: &RetryPolicy,
+        effect: Effect,
     ) -> Result<TokenGrant, BoxError> {
         let url = self.endpoints.api("/oauth2/token");
         let issued_at = Utc::now();
         let answer = self
-            .execute(operation, policy, |http| http.post(url.clone()).form(form))
+            .execute(operation, policy, effect, |http| http.post(url.clone()).form(form))
             .await?;
         if !(200..300).contains(&answer.status) {
             return Err(error::from_oauth_response(answer.status, &answer.body));

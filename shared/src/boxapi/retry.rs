@@ -12,8 +12,12 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Backoff before the second attempt; doubles each time (× a random 0.5–1.5).
     pub base_backoff: Duration,
-    /// Upper bound of any single wait, `retry-after` included.
+    /// Upper bound of any single wait. A `retry-after` longer than this is not shortened: the
+    /// call gives up with [`BoxError::RateLimited`](super::BoxError::RateLimited) instead.
     pub max_backoff: Duration,
+    /// Time budget of one call, all attempts and waits included. API functions keep it under
+    /// API Gateway's 29 s; the sync, with 15 minutes, can afford more.
+    pub max_elapsed: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -22,6 +26,7 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
+            max_elapsed: Duration::from_secs(180),
         }
     }
 }
@@ -44,12 +49,19 @@ impl RetryPolicy {
         exp.mul_f64(jitter).min(self.max_backoff)
     }
 
-    /// The wait for a `retry-after` answer: what Box asked for (never less), capped.
-    pub fn retry_after(&self, asked: Option<Duration>, attempt: u32) -> Duration {
-        match asked {
-            Some(d) => d.min(self.max_backoff),
-            None => self.backoff(attempt),
+    /// A policy for calls made while a person waits (API Gateway gives up after 29 s).
+    pub fn interactive() -> Self {
+        Self {
+            max_attempts: 4,
+            max_backoff: Duration::from_secs(8),
+            max_elapsed: Duration::from_secs(20),
+            ..Self::default()
         }
+    }
+
+    /// The wait for a `retry-after` answer: what Box asked for, or a backoff when it did not say.
+    pub fn retry_after(&self, asked: Option<Duration>, attempt: u32) -> Duration {
+        asked.unwrap_or_else(|| self.backoff(attempt))
     }
 }
 
@@ -66,9 +78,9 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         let p = RetryPolicy {
-            max_attempts: 5,
             base_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
+            ..RetryPolicy::default()
         };
         let first = p.backoff(1);
         assert!(

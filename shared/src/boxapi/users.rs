@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use super::types::{TransferredFolder, USER_FIELDS, User, UserStatus, UsersPage};
-use super::{BoxClient, BoxError};
+use super::{BoxClient, BoxError, Effect};
 
 /// Box's `user_type` filter. `Managed` includes app users (`is_platform_access_only`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ impl BoxClient {
     pub async fn me(&self, token: &SecretString) -> Result<User, BoxError> {
         let url = self.endpoints.api("/2.0/users/me");
         let body = self
-            .api_call("users.me", token, |http| {
+            .api_call("users.me", token, Effect::Idempotent, |http| {
                 http.get(url.clone()).query(&[("fields", USER_FIELDS)])
             })
             .await?;
@@ -49,7 +49,7 @@ impl BoxClient {
     pub async fn user(&self, token: &SecretString, user_id: &str) -> Result<User, BoxError> {
         let url = self.endpoints.api(&format!("/2.0/users/{}", path_segment(user_id)?));
         let body = self
-            .api_call("users.get", token, |http| {
+            .api_call("users.get", token, Effect::Idempotent, |http| {
                 http.get(url.clone()).query(&[("fields", USER_FIELDS)])
             })
             .await?;
@@ -80,7 +80,7 @@ impl BoxClient {
                 if let Some(m) = marker.as_deref() {
                     query.push(("marker", m));
                 }
-                let body = client.api_call("users.list", &token, |http| http.get(url.clone()).query(&query)).await?;
+                let body = client.api_call("users.list", &token, Effect::Idempotent, |http| http.get(url.clone()).query(&query)).await?;
                 let page: UsersPage = Self::decode("users.list", &body)?;
                 tracing::debug!(page = pages, entries = page.entries.len(), "users page");
                 for user in page.entries {
@@ -109,7 +109,7 @@ impl BoxClient {
         let url = self.endpoints.api(&format!("/2.0/users/{}", path_segment(user_id)?));
         let payload = json!({ "status": status.as_str() });
         let body = self
-            .api_call("users.update", token, |http| {
+            .api_call("users.update", token, Effect::Idempotent, |http| {
                 http.put(url.clone()).query(&[("fields", USER_FIELDS)]).json(&payload)
             })
             .await?;
@@ -117,7 +117,7 @@ impl BoxClient {
     }
 
     /// Deletes a user. With `force = false`, Box refuses while the user owns content:
-    /// [`BoxError::OwnsContent`]. A delete that Box already did answers 404 on a retry.
+    /// [`BoxError::OwnsContent`]. A retry after a lost answer that finds the user gone is success.
     #[tracing::instrument(skip(self, token))]
     pub async fn delete_user(
         &self,
@@ -128,13 +128,22 @@ impl BoxClient {
     ) -> Result<(), BoxError> {
         let url = self.endpoints.api(&format!("/2.0/users/{}", path_segment(user_id)?));
         let query = [("notify", bool_str(notify)), ("force", bool_str(force))];
-        self.api_call("users.delete", token, |http| http.delete(url.clone()).query(&query))
+        let answer = self
+            .authorized("users.delete", token, Effect::Idempotent, |http| {
+                http.delete(url.clone()).query(&query)
+            })
             .await?;
-        Ok(())
+        match answer.status {
+            200..=299 => Ok(()),
+            // An earlier attempt's answer was lost: the 404 is that delete having worked.
+            404 if answer.after_ambiguous => Ok(()),
+            status => Err(super::error::from_api_response(status, &answer.body)),
+        }
     }
 
     /// Moves everything `from_user` owns into a new folder owned by `to_user`. Needs the
-    /// `root_readwrite` scope. Large transfers go on at Box after this returns.
+    /// `root_readwrite` scope. Large transfers go on at Box after this returns. Not retried after
+    /// a 5xx or a lost answer (Box may have started the transfer): re-check ownership instead.
     #[tracing::instrument(skip(self, token))]
     pub async fn transfer_content(
         &self,
@@ -149,7 +158,7 @@ impl BoxClient {
         let payload = json!({ "owned_by": { "id": to_user } });
         let query = [("notify", bool_str(notify)), ("fields", "id,name")];
         let body = self
-            .api_call("users.transfer_content", token, |http| {
+            .api_call("users.transfer_content", token, Effect::NotIdempotent, |http| {
                 http.put(url.clone()).query(&query).json(&payload)
             })
             .await?;
@@ -161,7 +170,7 @@ impl BoxClient {
     pub async fn terminate_sessions(&self, token: &SecretString, user_ids: &[&str]) -> Result<(), BoxError> {
         let url = self.endpoints.api("/2.0/users/terminate_sessions");
         let payload = json!({ "user_ids": user_ids });
-        self.api_call("users.terminate_sessions", token, |http| {
+        self.api_call("users.terminate_sessions", token, Effect::Idempotent, |http| {
             http.post(url.clone()).json(&payload)
         })
         .await?;

@@ -196,6 +196,27 @@ fn walk(v: &mut Value) {
     }
 }
 
+/// Environment variable naming a file where every simulator appends its contract report when it
+/// stops, so a test run can state one total for the whole suite (`scripts/test` does).
+pub const SUITE_LOG_ENV: &str = "SEATSYNC_CONTRACT_LOG";
+
+/// Appends `checked violations` (and each violation on its own line) to the suite log, if any.
+pub fn append_to_suite_log(report: &crate::ContractReport) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os(SUITE_LOG_ENV) else {
+        return;
+    };
+    let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) else {
+        return;
+    };
+    let mut text = format!("{} {}\n", report.checked, report.violations.len());
+    for v in &report.violations {
+        text.push_str(&format!("violation: {}\n", v.replace('\n', " ")));
+    }
+    // One write call per report keeps lines from concurrent test processes whole.
+    let _ = file.write_all(text.as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,6 +180,14 @@ pub enum Fault {
     Drop,
     /// Wait, then handle the request normally.
     Delay(Duration),
+    /// Handle the request (state changes as usual), then answer this status instead: the
+    /// "503 after the write took effect" that Box documents.
+    AfterHandler { status: u16 },
+    /// Handle the request (state changes as usual), then close the connection with no answer.
+    DropAfterHandler,
+    /// Events only: serve the page at the stream position of the previous events request
+    /// again (with that page's `next_stream_position`), as a replayed position would.
+    RepeatPreviousPage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,6 +330,10 @@ struct Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        if self.shared.validator.is_some() {
+            let report = self.shared.contract.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            contract::append_to_suite_log(&report);
+        }
     }
 }
 

@@ -25,7 +25,7 @@ pub struct Shared {
     pub faults: Mutex<FaultState>,
     pub counters: Mutex<Counters>,
     pub contract: Mutex<ContractReport>,
-    validator: Option<Arc<SpecValidator>>,
+    pub(crate) validator: Option<Arc<SpecValidator>>,
     request_seq: Mutex<ChaCha8Rng>,
 }
 
@@ -34,6 +34,8 @@ pub struct FaultState {
     rng: ChaCha8Rng,
     seen: HashMap<Endpoint, u64>,
     injected: Vec<(Endpoint, u64, Fault)>,
+    /// The `stream_position` of the last events request, for [`Fault::RepeatPreviousPage`].
+    previous_events_position: Option<String>,
     rate: HashMap<String, (i64, u32)>,
 }
 
@@ -56,6 +58,7 @@ impl Shared {
                 rng: new_rng(config.seed, 3),
                 seen: HashMap::new(),
                 injected: Vec::new(),
+                previous_events_position: None,
                 rate: HashMap::new(),
             }),
             counters: Mutex::new(Counters::default()),
@@ -275,6 +278,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let mut after_handler = None;
+    let mut query = query;
     for fault in [injected, random].into_iter().flatten() {
         match fault {
             Fault::Delay(d) => tokio::time::sleep(d).await,
@@ -286,7 +291,28 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 let reply = fault_reply(&shared, status, retry_after);
                 return Ok(finish(&shared, &method, &route, reply));
             }
+            Fault::AfterHandler { .. } | Fault::DropAfterHandler => after_handler = Some(fault),
+            Fault::RepeatPreviousPage => {
+                let previous = shared
+                    .faults
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .previous_events_position
+                    .clone();
+                query.retain(|(k, _)| k != "stream_position");
+                if let Some(p) = previous {
+                    query.push(("stream_position".into(), p));
+                }
+            }
         }
+    }
+    if route.ep == Endpoint::Events {
+        let requested = query
+            .iter()
+            .find(|(k, _)| k == "stream_position")
+            .map(|(_, v)| v.clone());
+        let mut f = shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+        f.previous_events_position = requested;
     }
 
     let now = shared.clock.now();
@@ -305,7 +331,16 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             None => api(&shared, &ctx, &route),
         },
     };
-    Ok(finish(&shared, &method, &route, reply))
+    match after_handler {
+        Some(Fault::DropAfterHandler) => {
+            shared.counters.lock().unwrap().record_drop(route.ep);
+            Err(DropConnection)
+        }
+        Some(Fault::AfterHandler { status }) => {
+            Ok(finish(&shared, &method, &route, fault_reply(&shared, status, None)))
+        }
+        _ => Ok(finish(&shared, &method, &route, reply)),
+    }
 }
 
 fn finish(shared: &Shared, method: &hyper::Method, route: &Route, reply: Reply) -> Response<Full<Bytes>> {

@@ -22,9 +22,30 @@ fn big(users: usize) -> SimConfig {
 
 #[tokio::test]
 async fn generator_is_deterministic() {
-    let a = sim(SimConfig { seed: 7, ..big(300) }).await;
-    let b = sim(SimConfig { seed: 7, ..big(300) }).await;
-    let c = sim(SimConfig { seed: 8, ..big(300) }).await;
+    // History is generated back from "now": pin it, or two starts a second apart differ.
+    let now = Some(
+        chrono::DateTime::parse_from_rfc3339("2026-11-01T12:00:00Z")
+            .unwrap()
+            .to_utc(),
+    );
+    let a = sim(SimConfig {
+        seed: 7,
+        now,
+        ..big(300)
+    })
+    .await;
+    let b = sim(SimConfig {
+        seed: 7,
+        now,
+        ..big(300)
+    })
+    .await;
+    let c = sim(SimConfig {
+        seed: 8,
+        now,
+        ..big(300)
+    })
+    .await;
     assert_eq!(a.users(), b.users());
     assert_ne!(a.users(), c.users());
     assert_eq!(a.login_event_count(), b.login_event_count());

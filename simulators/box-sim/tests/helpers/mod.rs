@@ -4,7 +4,12 @@
 use box_sim::{BoxSim, SimConfig};
 use serde_json::Value;
 
-pub async fn sim(config: SimConfig) -> BoxSim {
+/// Starts a simulator; every response it sends is checked against Box's OpenAPI file when the
+/// file is present, and [`assert_contract`] (or the suite log) reports violations.
+pub async fn sim(mut config: SimConfig) -> BoxSim {
+    if config.contract_spec.is_none() {
+        config.contract_spec = box_sim::contract::default_spec_path();
+    }
     BoxSim::start(config).await.expect("simulator starts")
 }
 

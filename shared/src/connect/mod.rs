@@ -1,0 +1,806 @@
+//! Connecting a tenant's Box enterprise: the OAuth start and callback, the connection status,
+//! disconnecting, and connecting with a server app's client credentials.
+//!
+//! The OAuth `state` is 256 random bits, stored only as its SHA-256 under a TTL, consumed with a
+//! conditional delete (single use) and bound to the browser that started the flow by a signed
+//! cookie whose nonce hash is stored with it. A code is exchanged once, never retried. Anyone who
+//! is not an admin or co-admin of a Box enterprise is refused with nothing stored (their new
+//! token is revoked). [`ConnectService`] is the domain; [`router`] is its HTTP API.
+
+mod http;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use hmac::{Hmac, Mac};
+use rand::RngCore as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+use url::Url;
+
+use crate::boxapi::{AppCredentials, BoxClient, BoxError, EventsQuery, OAuthErrorKind, TokenGrant, User, scopes};
+use crate::config::{ConfigError, Env, or_default, required};
+use crate::connection::{ActivitySource, AppConfig, ConnectMethod, ConnectionRecord, ConnectionStatus, Connections};
+use crate::ids::{EnterpriseId, TenantId};
+use crate::storage::schema::{SK_OAUTH_STATE, oauth_state_pk};
+use crate::storage::{BoxTokenSet, PutOutcome, Table, TokenKind, request_token_from};
+use crate::tokens::TokenVault;
+
+pub use http::{COOKIE_NAME, ROUTES, Route, router};
+
+/// How long a started connection may take to come back from Box.
+pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(600);
+
+/// The connect function's own configuration, parsed once at cold start.
+#[derive(Debug, Clone)]
+pub struct ConnectConfig {
+    /// `OAUTH_REDIRECT_URI`: sent to Box byte for byte as given.
+    pub redirect_uri: String,
+    /// `CONNECT_RETURN_URL`: where the browser lands after the callback (never taken from the request).
+    pub return_url: Url,
+    /// `TENANT_CLAIM` (default `tenant_id`).
+    pub tenant_claim: String,
+    /// `APP_SECRET_ID`: the secret holding the Box app and the cookie key.
+    pub app_secret_id: String,
+    /// Lifetime of a pending state and its cookie (10 minutes; tests shorten it).
+    pub state_ttl: Duration,
+}
+
+impl ConnectConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let redirect_uri = required(env, "OAUTH_REDIRECT_URI")?;
+        http_url("OAUTH_REDIRECT_URI", &redirect_uri)?;
+        let return_url = http_url("CONNECT_RETURN_URL", &required(env, "CONNECT_RETURN_URL")?)?;
+        let tenant_claim = or_default(env, "TENANT_CLAIM", "tenant_id");
+        Ok(Self {
+            redirect_uri,
+            return_url,
+            tenant_claim,
+            app_secret_id: required(env, "APP_SECRET_ID")?,
+            state_ttl: DEFAULT_STATE_TTL,
+        })
+    }
+}
+
+fn http_url(name: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: e.to_string(),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "must be an http(s) URL with a host".into(),
+        });
+    }
+    Ok(url)
+}
+
+/// Why a connect request failed; each maps to one HTTP answer (see `http.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The callback cannot be trusted (state missing, forged, expired, used, or from another browser).
+    #[error("{0}")]
+    InvalidCallback(&'static str),
+    #[error("{detail}")]
+    InvalidInput { field: &'static str, detail: String },
+    /// Box refused the app's client credentials.
+    #[error("{0}")]
+    CredentialsRefused(String),
+    #[error("{0}")]
+    ConnectedToAnotherEnterprise(String),
+    #[error("{0}")]
+    BoxUnavailable(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why a callback ended without a connection: the `reason` of the redirect to `CONNECT_RETURN_URL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// The person clicked "Deny" at Box.
+    AccessDenied,
+    /// Box sent another error instead of a code.
+    BoxRefused,
+    /// The code expired or was already used (codes live 30 s): connect again.
+    CodeExpired,
+    /// Box did not answer in time: connect again later.
+    BoxUnavailable,
+    /// The person is not an admin or co-admin of a Box enterprise.
+    NotAdmin,
+    /// The tenant is connected to another Box enterprise: disconnect it first.
+    ConnectedToAnotherEnterprise,
+    /// seatsync could not store the connection: connect again.
+    ConnectFailed,
+}
+
+impl RefusalReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessDenied => "access_denied",
+            Self::BoxRefused => "box_refused",
+            Self::CodeExpired => "code_expired",
+            Self::BoxUnavailable => "box_unavailable",
+            Self::NotAdmin => "not_admin",
+            Self::ConnectedToAnotherEnterprise => "connected_to_another_enterprise",
+            Self::ConnectFailed => "connect_failed",
+        }
+    }
+
+    pub const ALL: [RefusalReason; 7] = [
+        Self::AccessDenied,
+        Self::BoxRefused,
+        Self::CodeExpired,
+        Self::BoxUnavailable,
+        Self::NotAdmin,
+        Self::ConnectedToAnotherEnterprise,
+        Self::ConnectFailed,
+    ];
+}
+
+/// How a trusted callback ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    Connected { tenant: TenantId },
+    Refused(RefusalReason),
+}
+
+/// A started connection: where to send the browser, and the cookie that binds it.
+pub struct StartedConnect {
+    /// Carries the state: as sensitive as it, never logged.
+    pub authorize_url: Url,
+    pub expires_at: DateTime<Utc>,
+    /// `<nonce>.<HMAC-SHA256(cookie_key, nonce)>`, both base64url.
+    pub cookie_value: SecretString,
+    pub max_age: Duration,
+}
+
+/// What the callback request brought.
+#[derive(Default)]
+pub struct CallbackInput {
+    pub state: Option<SecretString>,
+    pub code: Option<SecretString>,
+    pub error: Option<String>,
+    pub cookie: Option<SecretString>,
+}
+
+/// A server app's credentials, as a tenant admin submits them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCredentialsInput {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub enterprise_id: String,
+}
+
+impl std::fmt::Debug for ClientCredentialsInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentialsInput")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("enterprise_id", &self.enterprise_id)
+            .finish()
+    }
+}
+
+/// The connection as `GET /connections/box` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConnectionView {
+    pub status: ConnectionStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enterprise: Option<EnterpriseView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity_source: Option<ActivitySource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<ConnectMethod>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connected_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connected_by: Option<ConnectedBy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sync_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnterpriseView {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConnectedBy {
+    pub box_user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+}
+
+impl ConnectionView {
+    pub fn disconnected() -> Self {
+        Self {
+            status: ConnectionStatus::Disconnected,
+            reason: None,
+            since: None,
+            enterprise: None,
+            activity_source: None,
+            method: None,
+            connected_at: None,
+            connected_by: None,
+            last_sync_at: None,
+        }
+    }
+
+    pub fn from_record(record: &ConnectionRecord) -> Self {
+        Self {
+            status: record.status,
+            reason: record.status_reason.clone(),
+            since: Some(record.status_since),
+            enterprise: Some(EnterpriseView {
+                id: record.enterprise_id.clone(),
+                name: record.enterprise_name.clone(),
+            }),
+            activity_source: Some(record.activity_source),
+            method: Some(record.method),
+            connected_at: Some(record.connected_at),
+            connected_by: Some(ConnectedBy {
+                box_user_id: record.connected_by_box_id.clone(),
+                login: record.connected_by_login.clone(),
+            }),
+            last_sync_at: record.last_sync_at,
+        }
+    }
+}
+
+/// A pending OAuth state (`OAUTH_STATE#<sha256(state)>` / `OAUTH_STATE`); the raw state is never stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct PendingState {
+    tenant: TenantId,
+    sub: String,
+    /// SHA-256 (hex) of the browser nonce in the cookie.
+    nonce_hash: String,
+    scopes: Vec<String>,
+    created_at: DateTime<Utc>,
+    /// TTL attribute, epoch seconds.
+    expires_at: i64,
+}
+
+/// Connects, shows and disconnects a tenant's Box enterprise.
+pub struct ConnectService {
+    config: ConnectConfig,
+    app: AppConfig,
+    table: Table,
+    connections: Connections,
+    vault: Arc<dyn TokenVault>,
+    box_api: BoxClient,
+}
+
+impl std::fmt::Debug for ConnectService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectService {
+    pub fn new(
+        config: ConnectConfig,
+        app: AppConfig,
+        table: Table,
+        vault: Arc<dyn TokenVault>,
+        box_api: BoxClient,
+    ) -> Self {
+        Self {
+            config,
+            app,
+            connections: Connections::new(table.clone()),
+            table,
+            vault,
+            box_api,
+        }
+    }
+
+    pub fn config(&self) -> &ConnectConfig {
+        &self.config
+    }
+
+    /// Starts a connection for `tenant`, started by `sub`.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, content_transfer))]
+    pub async fn start(
+        &self,
+        tenant: &TenantId,
+        sub: &str,
+        content_transfer: bool,
+    ) -> Result<StartedConnect, ConnectError> {
+        let state = SecretString::from(random_token());
+        let nonce = random_token();
+        let mut wanted: Vec<&str> = scopes::BASE.to_vec();
+        if content_transfer {
+            wanted.push(scopes::ROOT_READWRITE);
+        }
+        let now = Utc::now();
+        let ttl = chrono::Duration::from_std(self.config.state_ttl).map_err(anyhow::Error::from)?;
+        let expires_at = now + ttl;
+        let pending = PendingState {
+            tenant: tenant.clone(),
+            sub: sub.to_owned(),
+            nonce_hash: sha256_hex(nonce.as_bytes()),
+            scopes: wanted.iter().map(|s| (*s).to_owned()).collect(),
+            created_at: now,
+            expires_at: expires_at.timestamp(),
+        };
+        let pk = oauth_state_pk(&sha256_hex(state.expose_secret().as_bytes()));
+        match self
+            .table
+            .put_new(&pk, SK_OAUTH_STATE, &pending)
+            .await
+            .map_err(anyhow::Error::from)?
+        {
+            PutOutcome::Created => {}
+            PutOutcome::AlreadyExists => {
+                return Err(anyhow::anyhow!("a freshly drawn OAuth state already exists").into());
+            }
+        }
+        let authorize_url =
+            self.box_api
+                .authorize_url(&self.app.box_app.client_id, &self.config.redirect_uri, &state, &wanted);
+        let signature = self.sign(&nonce);
+        tracing::info!("connection started");
+        Ok(StartedConnect {
+            authorize_url,
+            expires_at,
+            cookie_value: SecretString::from(format!("{nonce}.{signature}")),
+            max_age: self.config.state_ttl,
+        })
+    }
+
+    /// Handles Box's redirect back. `Err` means the callback itself cannot be trusted (answered
+    /// 400, and Box is not called); a trusted callback ends in a [`CallbackOutcome`].
+    #[tracing::instrument(skip_all)]
+    pub async fn callback(&self, input: CallbackInput) -> Result<CallbackOutcome, ConnectError> {
+        const START_AGAIN: &str = "this sign-in link is not valid any more (it is used, expired, or was opened in another browser); start the connection again from seatsync";
+        let Some(state) = input
+            .state
+            .filter(|s| !s.expose_secret().is_empty() && s.expose_secret().len() <= 512)
+        else {
+            tracing::info!(reason = "missing_state", "callback refused");
+            return Err(ConnectError::InvalidCallback(
+                "the callback has no `state`; start the connection again from seatsync",
+            ));
+        };
+        let Some(nonce) = input.cookie.as_ref().and_then(|c| self.verified_nonce(c)) else {
+            tracing::info!(reason = "cookie", "callback refused");
+            return Err(ConnectError::InvalidCallback(
+                "this browser did not start the connection (its seatsync cookie is missing or invalid); start the connection again from seatsync",
+            ));
+        };
+        let pk = oauth_state_pk(&sha256_hex(state.expose_secret().as_bytes()));
+        // Consumed before anything else: single use, also when the rest fails.
+        let Some(pending) = self
+            .table
+            .delete_if_exists::<PendingState>(&pk, SK_OAUTH_STATE)
+            .await
+            .map_err(anyhow::Error::from)?
+        else {
+            tracing::info!(reason = "unknown_state", "callback refused");
+            return Err(ConnectError::InvalidCallback(START_AGAIN));
+        };
+        let presented = sha256_hex(nonce.as_bytes());
+        if !bool::from(presented.as_bytes().ct_eq(pending.nonce_hash.as_bytes())) {
+            tracing::warn!(tenant = %pending.tenant, reason = "cookie_mismatch", "callback refused");
+            return Err(ConnectError::InvalidCallback(START_AGAIN));
+        }
+        let tenant = pending.tenant.clone();
+        if let Some(error) = input.error {
+            let reason = if error == "access_denied" {
+                RefusalReason::AccessDenied
+            } else {
+                RefusalReason::BoxRefused
+            };
+            tracing::info!(tenant = %tenant, reason = reason.as_str(), "Box did not grant access");
+            return Ok(CallbackOutcome::Refused(reason));
+        }
+        let Some(code) = input.code.filter(|c| !c.expose_secret().is_empty()) else {
+            tracing::info!(tenant = %tenant, reason = "missing_code", "callback refused");
+            return Err(ConnectError::InvalidCallback(
+                "Box sent no authorization code; start the connection again from seatsync",
+            ));
+        };
+        let outcome = self.finish_oauth(&pending, &code).await;
+        match &outcome {
+            CallbackOutcome::Connected { .. } => tracing::info!(tenant = %tenant, "Box connected"),
+            CallbackOutcome::Refused(reason) => {
+                tracing::info!(tenant = %tenant, reason = reason.as_str(), "connection refused")
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn finish_oauth(&self, pending: &PendingState, code: &SecretString) -> CallbackOutcome {
+        let tenant = &pending.tenant;
+        let grant = match self
+            .box_api
+            .exchange_code(&self.app.box_app, code, &self.config.redirect_uri)
+            .await
+        {
+            Ok(grant) => grant,
+            Err(BoxError::OAuth {
+                kind: OAuthErrorKind::InvalidGrant,
+                ..
+            }) => {
+                return CallbackOutcome::Refused(RefusalReason::CodeExpired);
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "code exchange failed");
+                return CallbackOutcome::Refused(RefusalReason::BoxUnavailable);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Box refused the code exchange");
+                return CallbackOutcome::Refused(RefusalReason::BoxRefused);
+            }
+        };
+        let me = match self.box_api.me(&grant.access_token).await {
+            Ok(me) => me,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the connecting user failed");
+                let reason = if e.is_transient() {
+                    RefusalReason::BoxUnavailable
+                } else {
+                    RefusalReason::BoxRefused
+                };
+                return self.refuse(&grant, reason).await;
+            }
+        };
+        let Some(enterprise) = me.enterprise.clone().filter(|_| me.role.is_some_and(|r| r.is_admin())) else {
+            return self.refuse(&grant, RefusalReason::NotAdmin).await;
+        };
+        match self.other_enterprise(tenant, &enterprise.id).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return self.refuse(&grant, RefusalReason::ConnectedToAnotherEnterprise).await,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "reading the connection failed");
+                return self.refuse(&grant, RefusalReason::ConnectFailed).await;
+            }
+        }
+        let activity_source = match self.probe_events(&grant.access_token).await {
+            Ok(source) => source,
+            Err(ConnectError::BoxUnavailable(_)) => return self.refuse(&grant, RefusalReason::BoxUnavailable).await,
+            Err(_) => return self.refuse(&grant, RefusalReason::BoxRefused).await,
+        };
+        let now = Utc::now();
+        let tokens = BoxTokenSet {
+            kind: TokenKind::OAuth,
+            access_token: grant.access_token.clone(),
+            access_expires_at: grant.expires_at,
+            refresh_token: grant.refresh_token.clone(),
+            obtained_at: now,
+            client_id: None,
+            client_secret: None,
+            enterprise_id: Some(enterprise.id.clone()),
+        };
+        let record = record_for(
+            ConnectMethod::OAuth,
+            &me,
+            &enterprise,
+            &pending.sub,
+            pending.scopes.clone(),
+            activity_source,
+        );
+        if let Err(e) = self.store(tenant, &tokens, &request_token_from(code), &record).await {
+            tracing::error!(error = format!("{e:#}"), "storing the connection failed");
+            return self.refuse(&grant, RefusalReason::ConnectFailed).await;
+        }
+        CallbackOutcome::Connected { tenant: tenant.clone() }
+    }
+
+    /// The tenant's connection as the API shows it.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn status(&self, tenant: &TenantId) -> Result<ConnectionView, ConnectError> {
+        let record = self.connections.get(tenant).await.map_err(anyhow::Error::from)?;
+        Ok(record
+            .as_ref()
+            .map(ConnectionView::from_record)
+            .unwrap_or_else(ConnectionView::disconnected))
+    }
+
+    /// Revokes the tenant's token at Box, deletes the secret and marks the connection
+    /// disconnected. Repeating it is harmless. Box unavailable → nothing changes.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn disconnect(&self, tenant: &TenantId, sub: &str) -> Result<(), ConnectError> {
+        let stored = self.vault.read(tenant).await.map_err(anyhow::Error::from)?;
+        if let Some(tokens) = stored {
+            let revoked = match tokens.kind {
+                TokenKind::OAuth => {
+                    let token = tokens.refresh_token.as_ref().unwrap_or(&tokens.access_token);
+                    self.box_api.revoke(&self.app.box_app, token).await
+                }
+                TokenKind::ClientCredentials => match (tokens.client_id.clone(), tokens.client_secret.clone()) {
+                    (Some(client_id), Some(client_secret)) => {
+                        let app = AppCredentials {
+                            client_id,
+                            client_secret,
+                        };
+                        self.box_api.revoke(&app, &tokens.access_token).await
+                    }
+                    _ => Ok(()),
+                },
+            };
+            match revoked {
+                Ok(()) => {}
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "Box is unavailable; nothing was disconnected");
+                    return Err(ConnectError::BoxUnavailable(
+                        "Box did not answer, so the token could not be revoked and nothing was changed; try again in a few minutes".into(),
+                    ));
+                }
+                // Box refused the revocation (e.g. the tenant's own app was removed): the token
+                // is unusable by us either way, so the local disconnect goes ahead.
+                Err(e) => tracing::warn!(error = %e, "Box refused to revoke the token; disconnecting anyway"),
+            }
+            self.vault.delete(tenant).await.map_err(anyhow::Error::from)?;
+        }
+        let current = self.connections.get(tenant).await.map_err(anyhow::Error::from)?;
+        if current.is_some_and(|r| r.status != ConnectionStatus::Disconnected) {
+            self.connections
+                .set_status(
+                    tenant,
+                    ConnectionStatus::Disconnected,
+                    Some(format!("disconnected by {sub}")),
+                )
+                .await
+                .map_err(anyhow::Error::from)?;
+        }
+        tracing::info!("Box disconnected");
+        Ok(())
+    }
+
+    /// Connects with a server app authorized in the Box Admin Console (client-credentials grant),
+    /// after proving the credentials by minting one token.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn connect_client_credentials(
+        &self,
+        tenant: &TenantId,
+        sub: &str,
+        input: ClientCredentialsInput,
+    ) -> Result<ConnectionView, ConnectError> {
+        let invalid = |field: &'static str, detail: &str| ConnectError::InvalidInput {
+            field,
+            detail: detail.to_owned(),
+        };
+        let id = &input.client_id;
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(invalid(
+                "client_id",
+                "`client_id` must be 1 to 64 letters and digits, as shown in the Box Developer Console",
+            ));
+        }
+        let secret_len = input.client_secret.expose_secret().chars().count();
+        if secret_len == 0 || secret_len > 256 {
+            return Err(invalid("client_secret", "`client_secret` must be 1 to 256 characters"));
+        }
+        let enterprise_id = EnterpriseId::parse(&input.enterprise_id).map_err(|_| {
+            invalid(
+                "enterprise_id",
+                "`enterprise_id` must be the Box enterprise id (digits only)",
+            )
+        })?;
+        let app = AppCredentials {
+            client_id: input.client_id.clone(),
+            client_secret: input.client_secret.clone(),
+        };
+        let grant = match self.box_api.client_credentials(&app, enterprise_id.as_str()).await {
+            Ok(grant) => grant,
+            Err(e @ BoxError::OAuth { .. }) => {
+                tracing::info!(error = %e, reason = "credentials_refused", "client-credentials connect refused");
+                return Err(ConnectError::CredentialsRefused(
+                    "Box refused these credentials. Check the client id and secret, and that the app is authorized in the Box Admin Console with App + Enterprise Access for this enterprise".into(),
+                ));
+            }
+            Err(e) => return Err(box_unavailable(e)),
+        };
+        let me = self.box_api.me(&grant.access_token).await.map_err(box_unavailable)?;
+        let Some(enterprise) = me.enterprise.clone().filter(|e| e.id == enterprise_id.as_str()) else {
+            return Err(ConnectError::CredentialsRefused(
+                "the app's token does not belong to this enterprise; check `enterprise_id`".into(),
+            ));
+        };
+        if let Some(existing) = self.other_enterprise(tenant, &enterprise.id).await? {
+            return Err(ConnectError::ConnectedToAnotherEnterprise(format!(
+                "this seatsync account is connected to Box enterprise {existing}; disconnect it first (DELETE /connections/box), then connect the new one"
+            )));
+        }
+        let activity_source = self.probe_events(&grant.access_token).await?;
+        let tokens = BoxTokenSet {
+            kind: TokenKind::ClientCredentials,
+            access_token: grant.access_token.clone(),
+            access_expires_at: grant.expires_at,
+            refresh_token: None,
+            obtained_at: Utc::now(),
+            client_id: Some(input.client_id.clone()),
+            client_secret: Some(input.client_secret.clone()),
+            enterprise_id: Some(enterprise_id.as_str().to_owned()),
+        };
+        let record = record_for(
+            ConnectMethod::ClientCredentials,
+            &me,
+            &enterprise,
+            sub,
+            Vec::new(),
+            activity_source,
+        );
+        self.store(tenant, &tokens, &request_token_from(&grant.access_token), &record)
+            .await?;
+        tracing::info!(method = "client_credentials", "Box connected");
+        Ok(ConnectionView::from_record(&record))
+    }
+
+    /// The enterprise the tenant is connected (or awaiting re-authorization) to, when it is not `enterprise_id`.
+    async fn other_enterprise(&self, tenant: &TenantId, enterprise_id: &str) -> Result<Option<String>, ConnectError> {
+        let existing = self.connections.get(tenant).await.map_err(anyhow::Error::from)?;
+        Ok(existing
+            .filter(|r| r.status != ConnectionStatus::Disconnected && r.enterprise_id != enterprise_id)
+            .map(|r| r.enterprise_id))
+    }
+
+    /// One look at the admin event stream: readable → last logins come from Box; 403 → from SSO.
+    async fn probe_events(&self, token: &SecretString) -> Result<ActivitySource, ConnectError> {
+        let now = Utc::now();
+        let query = EventsQuery {
+            event_types: Vec::new(),
+            created_after: Some(now - chrono::Duration::hours(24)),
+            created_before: Some(now),
+            stream_position: None,
+            limit: 1,
+        };
+        let first = self.box_api.admin_event_pages(token.clone(), query).next().await;
+        match first {
+            None | Some(Ok(_)) => Ok(ActivitySource::BoxEvents),
+            Some(Err(BoxError::Forbidden(_))) => Ok(ActivitySource::Sso),
+            Some(Err(e)) if e.is_transient() => Err(box_unavailable(e)),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "probing the admin event stream failed");
+                Err(ConnectError::BoxUnavailable(format!(
+                    "Box refused to show the admin event stream: {e}"
+                )))
+            }
+        }
+    }
+
+    async fn store(
+        &self,
+        tenant: &TenantId,
+        tokens: &BoxTokenSet,
+        request_token: &str,
+        record: &ConnectionRecord,
+    ) -> Result<(), ConnectError> {
+        self.vault
+            .write(tenant, tokens, request_token)
+            .await
+            .map_err(anyhow::Error::from)?;
+        if let Err(e) = self.connections.save(tenant, record).await {
+            // Without a record the secret is an orphan: remove it so nothing half-connected remains.
+            if let Err(cleanup) = self.vault.delete(tenant).await {
+                tracing::error!(error = %cleanup, "removing the secret after a failed save failed");
+            }
+            return Err(anyhow::Error::from(e).context("saving the connection record").into());
+        }
+        Ok(())
+    }
+
+    async fn refuse(&self, grant: &TokenGrant, reason: RefusalReason) -> CallbackOutcome {
+        self.revoke_grant(grant).await;
+        CallbackOutcome::Refused(reason)
+    }
+
+    /// Best effort: a refused connection must not leave a live grant at Box.
+    async fn revoke_grant(&self, grant: &TokenGrant) {
+        let token = grant.refresh_token.as_ref().unwrap_or(&grant.access_token);
+        if let Err(e) = self.box_api.revoke(&self.app.box_app, token).await {
+            tracing::warn!(error = %e, "revoking the refused connection's token failed");
+        }
+    }
+
+    fn sign(&self, nonce: &str) -> String {
+        let mut mac = self.mac();
+        mac.update(nonce.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC takes keys of any length; this cannot fail.
+        <Hmac<Sha256> as Mac>::new_from_slice(self.app.cookie_key.expose_secret().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
+    }
+
+    /// The nonce of a cookie whose signature is ours (checked in constant time).
+    fn verified_nonce(&self, cookie: &SecretString) -> Option<String> {
+        let (nonce, signature) = cookie.expose_secret().split_once('.')?;
+        if nonce.is_empty() || nonce.len() > 128 {
+            return None;
+        }
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        let mut mac = self.mac();
+        mac.update(nonce.as_bytes());
+        mac.verify_slice(&signature).ok()?;
+        Some(nonce.to_owned())
+    }
+}
+
+fn record_for(
+    method: ConnectMethod,
+    me: &User,
+    enterprise: &crate::boxapi::EnterpriseMini,
+    sub: &str,
+    scopes: Vec<String>,
+    activity_source: ActivitySource,
+) -> ConnectionRecord {
+    let now = Utc::now();
+    ConnectionRecord {
+        status: ConnectionStatus::Connected,
+        method,
+        enterprise_id: enterprise.id.clone(),
+        enterprise_name: enterprise.name.clone(),
+        connected_by_box_id: me.id.clone(),
+        connected_by_login: me.login.clone(),
+        connected_by_sub: sub.to_owned(),
+        scopes,
+        connected_at: now,
+        activity_source,
+        status_reason: None,
+        status_since: now,
+        last_sync_at: None,
+        gsi1pk: String::new(),
+        gsi1sk: String::new(),
+    }
+}
+
+fn box_unavailable(e: BoxError) -> ConnectError {
+    tracing::warn!(error = %e, "Box call failed");
+    ConnectError::BoxUnavailable(format!(
+        "Box did not answer as expected ({e}); nothing was changed, try again in a few minutes"
+    ))
+}
+
+/// 256 random bits, base64url.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_carry_256_bits_and_differ() {
+        let a = random_token();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
+        assert_ne!(a, random_token());
+    }
+
+    #[test]
+    fn config_requires_the_connect_variables() {
+        let env: std::collections::HashMap<&str, &str> = [
+            ("OAUTH_REDIRECT_URI", "https://api.example/oauth/box/callback"),
+            ("APP_SECRET_ID", "app"),
+        ]
+        .into();
+        let err = ConnectConfig::from_env(&env).unwrap_err().to_string();
+        assert!(err.contains("CONNECT_RETURN_URL"), "{err}");
+    }
+}

@@ -1,0 +1,217 @@
+//! A tenant's Box connection: the record in DynamoDB (who connected which enterprise, how, and
+//! whether seatsync may still call Box for it) and the app configuration every function loads.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::boxapi::AppCredentials;
+use crate::ids::TenantId;
+use crate::storage::schema::{SK_CONNECTION_BOX, connections_by_status_pk, tenant_pk};
+use crate::storage::{SecretError, SecretStore, StoreError, Table, VersionedOutcome};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    Connected,
+    /// Box refused the stored grant: a person must connect again. No Box calls until then.
+    ReauthRequired,
+    Disconnected,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Connected => "connected",
+            ConnectionStatus::ReauthRequired => "reauth_required",
+            ConnectionStatus::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// Where last-activity dates come from for this tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivitySource {
+    /// Box's enterprise event stream (`LOGIN` events).
+    BoxEvents,
+    /// The event stream answered 403 (Business plan, or no report rights): the SSO provider.
+    Sso,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectMethod {
+    /// An admin clicked through Box's OAuth consent; Box rotates the refresh token on every use.
+    #[serde(rename = "oauth")]
+    OAuth,
+    /// A server app authorized in the Box Admin Console; tokens are minted on demand.
+    ClientCredentials,
+}
+
+/// The tenant's Box connection (`TENANT#<t>` / `CONNECTION#box`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    pub status: ConnectionStatus,
+    pub method: ConnectMethod,
+    pub enterprise_id: String,
+    pub enterprise_name: Option<String>,
+    /// The Box user who authorized the connection (for client credentials: the service account).
+    pub connected_by_box_id: String,
+    pub connected_by_login: Option<String>,
+    /// The seatsync identity (`sub`) who connected.
+    pub connected_by_sub: String,
+    pub scopes: Vec<String>,
+    pub connected_at: DateTime<Utc>,
+    pub activity_source: ActivitySource,
+    /// Why the status is what it is (e.g. why re-authorization is required).
+    pub status_reason: Option<String>,
+    pub status_since: DateTime<Utc>,
+    /// Last completed sync, written by the sync.
+    #[serde(default)]
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// GSI keys: connections listed by status.
+    #[serde(default)]
+    pub gsi1pk: String,
+    #[serde(default)]
+    pub gsi1sk: String,
+}
+
+/// Reads and writes connection records; every status change keeps the GSI keys in step.
+#[derive(Debug, Clone)]
+pub struct Connections {
+    table: Table,
+}
+
+/// Attempts at a read-modify-write before giving up on a contended record.
+const UPDATE_ATTEMPTS: u32 = 5;
+
+impl Connections {
+    pub fn new(table: Table) -> Self {
+        Self { table }
+    }
+
+    pub async fn get(&self, tenant: &TenantId) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.table.get(&tenant_pk(tenant), SK_CONNECTION_BOX).await
+    }
+
+    /// Writes the record as given (a new connection replaces whatever was there).
+    pub async fn save(&self, tenant: &TenantId, record: &ConnectionRecord) -> Result<(), StoreError> {
+        let mut record = record.clone();
+        index(tenant, &mut record);
+        self.table.put(&tenant_pk(tenant), SK_CONNECTION_BOX, &record).await
+    }
+
+    /// Changes the status of an existing record (no-op when there is none), with an optimistic
+    /// lock so a concurrent change is re-read rather than overwritten. Returns the new record.
+    pub async fn set_status(
+        &self,
+        tenant: &TenantId,
+        status: ConnectionStatus,
+        reason: Option<String>,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let pk = tenant_pk(tenant);
+        for _ in 0..UPDATE_ATTEMPTS {
+            let Some(current) = self
+                .table
+                .get_versioned::<ConnectionRecord>(&pk, SK_CONNECTION_BOX)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let mut record = current.item;
+            if record.status == status && record.status_reason == reason {
+                return Ok(Some(record));
+            }
+            record.status = status;
+            record.status_reason = reason.clone();
+            record.status_since = Utc::now();
+            index(tenant, &mut record);
+            match self
+                .table
+                .put_versioned(&pk, SK_CONNECTION_BOX, &record, Some(current.version))
+                .await?
+            {
+                VersionedOutcome::Written { .. } => return Ok(Some(record)),
+                VersionedOutcome::Conflict => continue,
+            }
+        }
+        Err(StoreError::Unexpected(anyhow::anyhow!(
+            "the connection record kept changing during {UPDATE_ATTEMPTS} attempts"
+        )))
+    }
+}
+
+fn index(tenant: &TenantId, record: &mut ConnectionRecord) {
+    record.gsi1pk = connections_by_status_pk(record.status.as_str());
+    record.gsi1sk = tenant.as_str().to_owned();
+}
+
+/// The deployment's Box app and cookie-signing key, from the secret named by `APP_SECRET_ID`.
+#[derive(Clone)]
+pub struct AppConfig {
+    pub box_app: AppCredentials,
+    /// Signs the browser-binding cookie of the OAuth flow.
+    pub cookie_key: SecretString,
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("box_app", &self.box_app)
+            .field("cookie_key", &"[redacted]")
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct AppSecret {
+    client_id: String,
+    client_secret: SecretString,
+    cookie_key: SecretString,
+}
+
+/// Why the app configuration could not be loaded; names the secret, never its content.
+#[derive(Debug, thiserror::Error)]
+pub enum AppConfigError {
+    #[error("the app secret {0} does not exist")]
+    Missing(String),
+    #[error("the app secret {name} is not usable: {reason}")]
+    Invalid { name: String, reason: &'static str },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+impl AppConfig {
+    /// Loads the app secret once per cold start. Its JSON is
+    /// `{"client_id": …, "client_secret": …, "cookie_key": …}` (cookie key: at least 32 characters).
+    pub async fn load(secrets: &SecretStore, secret_id: &str) -> Result<Self, AppConfigError> {
+        use secrecy::ExposeSecret;
+        let Some(found) = secrets.read_json::<AppSecret>(secret_id).await? else {
+            return Err(AppConfigError::Missing(secret_id.to_owned()));
+        };
+        let secret = found.value;
+        let invalid = |reason| AppConfigError::Invalid {
+            name: secret_id.to_owned(),
+            reason,
+        };
+        if secret.client_id.trim().is_empty() || secret.client_id == "REPLACE_ME" {
+            return Err(invalid("client_id is not set"));
+        }
+        if secret.client_secret.expose_secret().trim().is_empty()
+            || secret.client_secret.expose_secret() == "REPLACE_ME"
+        {
+            return Err(invalid("client_secret is not set"));
+        }
+        if secret.cookie_key.expose_secret().len() < 32 {
+            return Err(invalid("cookie_key must be at least 32 characters"));
+        }
+        Ok(Self {
+            box_app: AppCredentials {
+                client_id: secret.client_id,
+                client_secret: secret.client_secret,
+            },
+            cookie_key: secret.cookie_key,
+        })
+    }
+}

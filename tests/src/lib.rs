@@ -7,3 +7,4 @@ pub mod aws;
 pub mod boxsim;
 pub mod lambda_api;
 pub mod logs;
+pub mod sync;

@@ -1,0 +1,192 @@
+//! The usage sync: every managed Box user and when each last used Box, kept as an exact,
+//! cheap-to-read license state.
+//!
+//! - [`engine`]: one tenant's full sync (all users, login events since the last checkpoint) or
+//!   incremental pass (only new login events), resumable from a checkpoint.
+//! - [`store`]: where the state lives ([`LicenseStore`]: DynamoDB, or memory for tests and benches).
+//! - The types below: the summary a buyer reads, the checkpoint, the run history.
+
+pub mod engine;
+pub mod store;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::connection::ActivitySource;
+use crate::license::{ActivityHistogram, INACTIVE_DAYS};
+use crate::settings::TenantSettings;
+
+pub use engine::{SyncError, SyncOptions, SyncPlan, Syncer};
+pub use store::{LicenseStore, MemoryStore};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncKind {
+    /// Every user, and login events since the last checkpoint (back-filled on the first run).
+    Full,
+    /// Only login events since the last checkpoint, and the users they name.
+    Incremental,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncOutcome {
+    Succeeded,
+    /// Stopped near the invocation's deadline; a new invocation resumes from the checkpoint.
+    Continued,
+    /// Not run (e.g. the connection needs re-authorization); `error` says why.
+    Skipped,
+    Failed,
+}
+
+/// One run in the sync history (`SYNC#<started>#<run>`, expires after 90 days).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRun {
+    pub run_id: String,
+    pub kind: SyncKind,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: SyncOutcome,
+    /// HTTP requests to Box, retries included, across every invocation of the run.
+    pub box_calls: u64,
+    /// DynamoDB items written by the run.
+    pub items_written: u64,
+    pub users_listed: u64,
+    pub events_read: u64,
+    pub invocations: u32,
+    pub error: Option<String>,
+}
+
+/// Progress of one time slice of the event window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SliceProgress {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub position: Option<String>,
+    pub done: bool,
+}
+
+/// A run that stopped at its deadline, to be resumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunProgress {
+    pub run_id: String,
+    pub kind: SyncKind,
+    pub started_at: DateTime<Utc>,
+    pub window_to: DateTime<Utc>,
+    pub slices: Vec<SliceProgress>,
+    /// Scratch items holding each user's latest activity read so far.
+    pub scratch_chunks: u32,
+    pub box_calls: u64,
+    pub items_written: u64,
+    pub events_read: u64,
+    pub invocations: u32,
+}
+
+/// Where the next sync starts (`CHECKPOINT#sync`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncCheckpoint {
+    /// Login events are read completely up to here.
+    pub events_until: Option<DateTime<Utc>>,
+    /// The start of the activity history (the first back-fill).
+    pub history_since: Option<DateTime<Utc>>,
+    pub last_full_sync_at: Option<DateTime<Utc>>,
+    pub last_run: Option<SyncRun>,
+    pub in_progress: Option<RunProgress>,
+}
+
+/// The tenant's license state in numbers (`SUMMARY`), replaced only after a complete listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LicenseSummary {
+    pub computed_at: DateTime<Utc>,
+    pub activity_source: ActivitySource,
+    /// `box`, `okta`, `entra` or `google`.
+    pub activity_provider: String,
+    /// The earliest activity the source covered; "never" means "not since then".
+    pub history_since: Option<DateTime<Utc>>,
+    /// Managed users: each holds a paid seat, deactivated or not.
+    pub seat_holders: u32,
+    pub deactivated: u32,
+    pub admins: u32,
+    pub app_users: u32,
+    pub external_users: u32,
+    pub content_owners: u32,
+    /// Last activity of active-status seat holders, by day.
+    pub histogram: ActivityHistogram,
+}
+
+/// What a buyer reads: the summary evaluated now, with the tenant's seats and price.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LicenseReport {
+    pub as_of: DateTime<Utc>,
+    pub activity_source: ActivitySource,
+    pub activity_provider: String,
+    pub history_since: Option<DateTime<Utc>>,
+    /// `None`: the tenant has not said how many seats it bought (Box has no API for it).
+    pub seats_purchased: Option<u32>,
+    pub seat_holders: u32,
+    pub active: u32,
+    pub inactive_30_days: u32,
+    pub inactive_60_days: u32,
+    pub inactive_90_days: u32,
+    pub inactivity_threshold_days: u16,
+    pub inactive_at_threshold: u32,
+    pub never_logged_in: u32,
+    pub no_activity_data: u32,
+    pub deactivated: u32,
+    pub admins: u32,
+    pub app_users: u32,
+    pub external_users: u32,
+    /// Active seat holders over seats purchased (or over seat holders while seats are unknown).
+    pub utilization: f64,
+    /// Seats that could be given to someone else: inactive at the threshold, plus deactivated.
+    pub reclaimable_seats: u32,
+    /// Purchased but not assigned to anyone.
+    pub unassigned_seats: Option<u32>,
+    /// (reclaimable + unassigned) × price per seat per year, in minor units.
+    pub unused_seats_annual_cost_minor: Option<u64>,
+    pub currency: Option<String>,
+}
+
+impl LicenseSummary {
+    pub fn report(&self, settings: &TenantSettings, now: DateTime<Utc>) -> LicenseReport {
+        let threshold = i64::from(settings.inactivity_threshold_days);
+        let h = &self.histogram;
+        let [d30, d60, d90] = INACTIVE_DAYS;
+        let inactive_at_threshold = h.inactive_for(threshold, now);
+        let active = h.active_within(threshold, now);
+        let reclaimable = inactive_at_threshold + self.deactivated;
+        let unassigned = settings.seats_purchased.map(|p| p.saturating_sub(self.seat_holders));
+        let denominator = settings.seats_purchased.unwrap_or(self.seat_holders);
+        LicenseReport {
+            as_of: now,
+            activity_source: self.activity_source,
+            activity_provider: self.activity_provider.clone(),
+            history_since: self.history_since,
+            seats_purchased: settings.seats_purchased,
+            seat_holders: self.seat_holders,
+            active,
+            inactive_30_days: h.inactive_for(d30, now),
+            inactive_60_days: h.inactive_for(d60, now),
+            inactive_90_days: h.inactive_for(d90, now),
+            inactivity_threshold_days: settings.inactivity_threshold_days,
+            inactive_at_threshold,
+            never_logged_in: h.never,
+            no_activity_data: h.no_data,
+            deactivated: self.deactivated,
+            admins: self.admins,
+            app_users: self.app_users,
+            external_users: self.external_users,
+            utilization: if denominator == 0 {
+                0.0
+            } else {
+                f64::from(active) / f64::from(denominator)
+            },
+            reclaimable_seats: reclaimable,
+            unassigned_seats: unassigned,
+            unused_seats_annual_cost_minor: settings
+                .price_per_seat_year_minor
+                .map(|price| price * u64::from(reclaimable + unassigned.unwrap_or(0))),
+            currency: settings.currency.clone(),
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! Where a sync reads and writes license state: the [`LicenseStore`] port, its DynamoDB adapter
+//! and an in-memory one (unit tests and the benchmark, which measure the sync, not DynamoDB).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::TenantId;
+use crate::license::UserLicense;
+use crate::storage::schema::{
+    SK_SUMMARY, SK_SYNC_CHECKPOINT, SK_SYNC_PREFIX, SK_USER_PREFIX, TTL_ATTRIBUTE, tenant_pk, user_sk,
+};
+use crate::storage::{Key, StoreError, Table};
+
+use super::{LicenseSummary, SyncCheckpoint, SyncRun};
+
+/// Users read per query page when loading a tenant's state.
+const LOAD_PAGE: u32 = 1000;
+/// Scratch items hold at most this many `(user, time)` pairs (well under DynamoDB's 400 KB).
+const SCRATCH_PAIRS_PER_ITEM: usize = 8_000;
+
+#[async_trait]
+pub trait LicenseStore: Send + Sync {
+    /// Every stored user of the tenant, removed ones included.
+    async fn load_users(&self, tenant: &TenantId) -> Result<HashMap<String, UserLicense>, StoreError>;
+    async fn get_user(&self, tenant: &TenantId, box_user_id: &str) -> Result<Option<UserLicense>, StoreError>;
+    /// Writes users (batched); returns how many items were written.
+    async fn put_users(&self, tenant: &TenantId, users: &[UserLicense]) -> Result<usize, StoreError>;
+    async fn get_summary(&self, tenant: &TenantId) -> Result<Option<LicenseSummary>, StoreError>;
+    async fn put_summary(&self, tenant: &TenantId, summary: &LicenseSummary) -> Result<(), StoreError>;
+    async fn get_checkpoint(&self, tenant: &TenantId) -> Result<Option<SyncCheckpoint>, StoreError>;
+    async fn put_checkpoint(&self, tenant: &TenantId, checkpoint: &SyncCheckpoint) -> Result<(), StoreError>;
+    /// Records a run in the history (expires after 90 days).
+    async fn put_run(&self, tenant: &TenantId, run: &SyncRun) -> Result<(), StoreError>;
+    /// Partial results of an interrupted run: each user's latest activity so far.
+    async fn save_scratch(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        seen: &HashMap<String, DateTime<Utc>>,
+    ) -> Result<u32, StoreError>;
+    async fn load_scratch(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        chunks: u32,
+    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
+}
+
+/// How long sync runs stay in the history.
+pub const RUN_HISTORY_DAYS: i64 = 90;
+
+#[derive(Serialize, Deserialize)]
+struct ScratchItem {
+    /// `id:epoch;id:epoch;…` — compact, since a large tenant has 100,000+ users.
+    pairs: String,
+    #[serde(rename = "expires_at")]
+    expires_at: i64,
+}
+
+fn encode_pairs<'a>(pairs: impl Iterator<Item = (&'a String, &'a DateTime<Utc>)>) -> String {
+    let mut out = String::new();
+    for (id, at) in pairs {
+        if !out.is_empty() {
+            out.push(';');
+        }
+        out.push_str(id);
+        out.push(':');
+        out.push_str(&at.timestamp().to_string());
+    }
+    out
+}
+
+fn decode_pairs(text: &str, into: &mut HashMap<String, DateTime<Utc>>) -> Result<(), StoreError> {
+    for pair in text.split(';').filter(|p| !p.is_empty()) {
+        let parsed = pair
+            .split_once(':')
+            .and_then(|(id, secs)| Some((id, DateTime::from_timestamp(secs.parse().ok()?, 0)?)));
+        let Some((id, at)) = parsed else {
+            return Err(StoreError::Unexpected(anyhow::anyhow!(
+                "a sync scratch item is malformed"
+            )));
+        };
+        let slot = into.entry(id.to_owned()).or_insert(at);
+        *slot = (*slot).max(at);
+    }
+    Ok(())
+}
+
+fn scratch_sk(run_id: &str, n: u32) -> String {
+    format!("SYNCSCRATCH#{run_id}#{n:04}")
+}
+
+#[async_trait]
+impl LicenseStore for Table {
+    async fn load_users(&self, tenant: &TenantId) -> Result<HashMap<String, UserLicense>, StoreError> {
+        let pk = tenant_pk(tenant);
+        let mut users = HashMap::new();
+        let mut cursor: Option<String> = None;
+        // Bounded: 10,000 pages of 1,000 is 10 million users.
+        for _ in 0..10_000 {
+            let page = self
+                .query_prefix::<UserLicense>(&pk, SK_USER_PREFIX, LOAD_PAGE, cursor.as_deref())
+                .await?;
+            users.extend(page.items.into_iter().map(|u| (u.box_user_id.clone(), u)));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(users),
+            }
+        }
+        Err(StoreError::Unexpected(anyhow::anyhow!(
+            "more than 10,000 pages of users"
+        )))
+    }
+
+    async fn get_user(&self, tenant: &TenantId, box_user_id: &str) -> Result<Option<UserLicense>, StoreError> {
+        self.get(&tenant_pk(tenant), &user_sk(box_user_id)).await
+    }
+
+    async fn put_users(&self, tenant: &TenantId, users: &[UserLicense]) -> Result<usize, StoreError> {
+        let pk = tenant_pk(tenant);
+        let items: Vec<(Key, &UserLicense)> = users
+            .iter()
+            .map(|u| (Key::new(&pk, user_sk(&u.box_user_id)), u))
+            .collect();
+        Ok(self.batch_put(&items).await?.items_written)
+    }
+
+    async fn get_summary(&self, tenant: &TenantId) -> Result<Option<LicenseSummary>, StoreError> {
+        self.get(&tenant_pk(tenant), SK_SUMMARY).await
+    }
+
+    async fn put_summary(&self, tenant: &TenantId, summary: &LicenseSummary) -> Result<(), StoreError> {
+        self.put(&tenant_pk(tenant), SK_SUMMARY, summary).await
+    }
+
+    async fn get_checkpoint(&self, tenant: &TenantId) -> Result<Option<SyncCheckpoint>, StoreError> {
+        self.get(&tenant_pk(tenant), SK_SYNC_CHECKPOINT).await
+    }
+
+    async fn put_checkpoint(&self, tenant: &TenantId, checkpoint: &SyncCheckpoint) -> Result<(), StoreError> {
+        self.put(&tenant_pk(tenant), SK_SYNC_CHECKPOINT, checkpoint).await
+    }
+
+    async fn put_run(&self, tenant: &TenantId, run: &SyncRun) -> Result<(), StoreError> {
+        #[derive(Serialize)]
+        struct RunItem<'a> {
+            #[serde(flatten)]
+            run: &'a SyncRun,
+            #[serde(rename = "expires_at")]
+            expires_at: i64,
+        }
+        let sk = format!(
+            "{SK_SYNC_PREFIX}{}#{}",
+            run.started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            run.run_id
+        );
+        let expires_at = (run.started_at + chrono::Duration::days(RUN_HISTORY_DAYS)).timestamp();
+        debug_assert_eq!(TTL_ATTRIBUTE, "expires_at");
+        self.put(&tenant_pk(tenant), &sk, &RunItem { run, expires_at }).await
+    }
+
+    async fn save_scratch(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        seen: &HashMap<String, DateTime<Utc>>,
+    ) -> Result<u32, StoreError> {
+        let pk = tenant_pk(tenant);
+        let expires_at = (Utc::now() + chrono::Duration::days(2)).timestamp();
+        let entries: Vec<_> = seen.iter().collect();
+        let items: Vec<(Key, ScratchItem)> = entries
+            .chunks(SCRATCH_PAIRS_PER_ITEM)
+            .enumerate()
+            .map(|(n, chunk)| {
+                (
+                    Key::new(&pk, scratch_sk(run_id, n as u32)),
+                    ScratchItem {
+                        pairs: encode_pairs(chunk.iter().copied()),
+                        expires_at,
+                    },
+                )
+            })
+            .collect();
+        self.batch_put(&items).await?;
+        Ok(items.len() as u32)
+    }
+
+    async fn load_scratch(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        chunks: u32,
+    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        let pk = tenant_pk(tenant);
+        let mut seen = HashMap::new();
+        for n in 0..chunks {
+            let item: ScratchItem = self.get(&pk, &scratch_sk(run_id, n)).await?.ok_or_else(|| {
+                StoreError::Unexpected(anyhow::anyhow!("sync scratch item {n} of run {run_id} is missing"))
+            })?;
+            decode_pairs(&item.pairs, &mut seen)?;
+        }
+        Ok(seen)
+    }
+}
+
+/// An in-memory [`LicenseStore`] that counts what it writes.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryState>,
+}
+
+#[derive(Default)]
+struct MemoryState {
+    users: HashMap<(TenantId, String), UserLicense>,
+    summaries: HashMap<TenantId, LicenseSummary>,
+    checkpoints: HashMap<TenantId, SyncCheckpoint>,
+    runs: Vec<(TenantId, SyncRun)>,
+    scratch: HashMap<(TenantId, String), HashMap<String, DateTime<Utc>>>,
+    items_written: u64,
+}
+
+impl MemoryStore {
+    /// Items written so far (users, summaries, checkpoints, runs, scratch).
+    pub fn items_written(&self) -> u64 {
+        self.lock().items_written
+    }
+
+    pub fn runs(&self, tenant: &TenantId) -> Vec<SyncRun> {
+        self.lock()
+            .runs
+            .iter()
+            .filter(|(t, _)| t == tenant)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl LicenseStore for MemoryStore {
+    async fn load_users(&self, tenant: &TenantId) -> Result<HashMap<String, UserLicense>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|((_, id), u)| (id.clone(), u.clone()))
+            .collect())
+    }
+    async fn get_user(&self, tenant: &TenantId, box_user_id: &str) -> Result<Option<UserLicense>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .get(&(tenant.clone(), box_user_id.to_owned()))
+            .cloned())
+    }
+    async fn put_users(&self, tenant: &TenantId, users: &[UserLicense]) -> Result<usize, StoreError> {
+        let mut state = self.lock();
+        for u in users {
+            state.users.insert((tenant.clone(), u.box_user_id.clone()), u.clone());
+        }
+        state.items_written += users.len() as u64;
+        Ok(users.len())
+    }
+    async fn get_summary(&self, tenant: &TenantId) -> Result<Option<LicenseSummary>, StoreError> {
+        Ok(self.lock().summaries.get(tenant).cloned())
+    }
+    async fn put_summary(&self, tenant: &TenantId, summary: &LicenseSummary) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.summaries.insert(tenant.clone(), summary.clone());
+        state.items_written += 1;
+        Ok(())
+    }
+    async fn get_checkpoint(&self, tenant: &TenantId) -> Result<Option<SyncCheckpoint>, StoreError> {
+        Ok(self.lock().checkpoints.get(tenant).cloned())
+    }
+    async fn put_checkpoint(&self, tenant: &TenantId, checkpoint: &SyncCheckpoint) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.checkpoints.insert(tenant.clone(), checkpoint.clone());
+        state.items_written += 1;
+        Ok(())
+    }
+    async fn put_run(&self, tenant: &TenantId, run: &SyncRun) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.runs.push((tenant.clone(), run.clone()));
+        state.items_written += 1;
+        Ok(())
+    }
+    async fn save_scratch(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        seen: &HashMap<String, DateTime<Utc>>,
+    ) -> Result<u32, StoreError> {
+        let mut state = self.lock();
+        state.scratch.insert((tenant.clone(), run_id.to_owned()), seen.clone());
+        let chunks = seen.len().div_ceil(SCRATCH_PAIRS_PER_ITEM).max(1) as u32;
+        state.items_written += u64::from(chunks);
+        Ok(chunks)
+    }
+    async fn load_scratch(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        _chunks: u32,
+    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        Ok(self
+            .lock()
+            .scratch
+            .get(&(tenant.clone(), run_id.to_owned()))
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_pairs_round_trip_and_keep_the_latest() {
+        let t1 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let t2 = DateTime::from_timestamp(1_700_000_500, 0).unwrap();
+        let map: HashMap<String, DateTime<Utc>> = [("11".to_string(), t1), ("22".to_string(), t2)].into();
+        let text = encode_pairs(map.iter());
+        let mut back = HashMap::from([("11".to_string(), t2)]);
+        decode_pairs(&text, &mut back).unwrap();
+        assert_eq!(back["11"], t2, "the later time wins");
+        assert_eq!(back["22"], t2);
+        assert!(decode_pairs("11:notanumber", &mut back).is_err());
+    }
+}

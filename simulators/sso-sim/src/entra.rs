@@ -1,0 +1,636 @@
+//! Microsoft Entra ID through Microsoft Graph, as `sso-activity.md` describes it: client-credentials
+//! tokens at `/{tenant}/oauth2/v2.0/token`, `GET /v1.0/auditLogs/signIns` (`$filter` on `appId` and
+//! `createdDateTime`, `$top` up to 1000, `@odata.nextLink`, newest first, 30 days kept, 403
+//! `Authentication_RequestFromNonPremiumTenantOrB2CTenant` without P1/P2) and `GET /v1.0/users` with
+//! `signInActivity` (tenant-wide; `lastSignInDateTime` counts failures, `lastSuccessfulSignInDateTime`
+//! does not; at most 120 users a page when it is selected).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, SecondsFormat, SubsecRound, TimeDelta, Utc};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use crate::server::{App, Core, Reply, Req, Running, lock};
+use crate::{Counters, Endpoint, Fault, Faults, SsoPerson};
+
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+pub const NON_PREMIUM: &str = "Authentication_RequestFromNonPremiumTenantOrB2CTenant";
+
+#[derive(Debug, Clone)]
+pub struct EntraConfig {
+    pub seed: u64,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The Box enterprise application's `appId`.
+    pub box_app_id: String,
+    /// Entra ID P1/P2: without it the sign-in logs answer 403.
+    pub premium: bool,
+    pub users: Vec<SsoPerson>,
+    /// Successful sign-ins of random people to other apps: in the logs under other `appId`s, and in
+    /// the tenant-wide `signInActivity`.
+    pub other_app_sign_ins: usize,
+    pub faults: Faults,
+    /// Sign-in logs older than this are gone (30 days with P1/P2).
+    pub retention_days: i64,
+}
+
+impl Default for EntraConfig {
+    fn default() -> Self {
+        EntraConfig {
+            seed: 42,
+            tenant_id: "8f3c1a52-7d0e-4b8a-9e61-2f5d0c4b7a10".into(),
+            client_id: "b1d2c3e4-0000-4000-8000-5eat5ync0001".into(),
+            client_secret: "sim-entra-client-secret".into(),
+            box_app_id: "e3a0f1b2-9c8d-4e7f-a6b5-c4d3e2f1a0b9".into(),
+            premium: true,
+            users: Vec::new(),
+            other_app_sign_ins: 0,
+            faults: Faults::default(),
+            retention_days: 30,
+        }
+    }
+}
+
+const OTHER_APPS: [(&str, &str); 2] = [
+    ("00000003-0000-0ff1-ce00-000000000000", "Office 365 SharePoint Online"),
+    ("cc15fd57-2c6c-4117-a88c-83b1d56b4bbe", "Microsoft Teams Services"),
+];
+
+#[derive(Debug, Clone)]
+struct SignInRec {
+    at: DateTime<Utc>,
+    id: String,
+    person: usize,
+    /// `None`: the Box app; `Some(i)`: `OTHER_APPS[i]`.
+    other_app: Option<usize>,
+    error_code: i64,
+}
+
+/// `lastSignInDateTime` (any outcome) and `lastSuccessfulSignInDateTime` of one person.
+type Activity = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+struct Entra {
+    config: EntraConfig,
+    /// Newest first, as Graph returns them.
+    sign_ins: Vec<SignInRec>,
+    /// Per person: (lastSignInDateTime, lastSuccessfulSignInDateTime).
+    activity: Vec<Activity>,
+    tokens: Mutex<HashMap<String, DateTime<Utc>>>,
+    issued: Mutex<Vec<String>>,
+    rng: Mutex<ChaCha8Rng>,
+    started: DateTime<Utc>,
+    addr: std::sync::OnceLock<std::net::SocketAddr>,
+}
+
+/// A running Entra (login + Graph) simulator on one port. Stops on drop or [`EntraSim::shutdown`].
+pub struct EntraSim {
+    entra: Arc<Entra>,
+    core: Arc<Core>,
+    running: Running,
+}
+
+impl EntraSim {
+    pub async fn start(config: EntraConfig) -> anyhow::Result<EntraSim> {
+        let now = Utc::now().trunc_subsecs(0);
+        let oldest = now - TimeDelta::days(config.retention_days);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xE47A);
+        let mut all = Vec::new();
+        for (i, p) in config.users.iter().enumerate() {
+            all.extend(p.sign_ins.iter().map(|at| (at.trunc_subsecs(0), i, None, 0)));
+            all.extend(p.failed.iter().map(|at| (at.trunc_subsecs(0), i, None, 50126)));
+        }
+        let span = (now - oldest).num_seconds().max(1);
+        for _ in 0..config.other_app_sign_ins {
+            if config.users.is_empty() {
+                break;
+            }
+            let person = rng.random_range(0..config.users.len());
+            let at = now - TimeDelta::seconds(rng.random_range(0..span));
+            all.push((at, person, Some(rng.random_range(0..OTHER_APPS.len())), 0));
+        }
+        let mut activity = vec![(None, None); config.users.len()];
+        let mut sign_ins = Vec::new();
+        for (at, person, other_app, error_code) in all {
+            if at > now {
+                continue;
+            }
+            let a: &mut Activity = &mut activity[person];
+            a.0 = a.0.max(Some(at));
+            if error_code == 0 {
+                a.1 = a.1.max(Some(at));
+            }
+            if at >= oldest {
+                sign_ins.push(SignInRec {
+                    at,
+                    id: guid(&mut rng),
+                    person,
+                    other_app,
+                    error_code,
+                });
+            }
+        }
+        sign_ins.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+        let core = Arc::new(Core::new(config.seed, config.faults.clone()));
+        let entra = Arc::new(Entra {
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed ^ 0x70CE)),
+            config,
+            sign_ins,
+            activity,
+            tokens: Mutex::new(HashMap::new()),
+            issued: Mutex::new(Vec::new()),
+            started: now,
+            addr: std::sync::OnceLock::new(),
+        });
+        let running = Running::start(entra.clone(), core.clone()).await?;
+        let _ = entra.addr.set(running.addr);
+        Ok(EntraSim { entra, core, running })
+    }
+
+    /// Base of the token endpoint (`login_base` of the client): `http://127.0.0.1:<port>`.
+    pub fn login_base(&self) -> String {
+        format!("http://{}", self.running.addr)
+    }
+    /// Base of Graph (`graph_base` of the client); the same server.
+    pub fn graph_base(&self) -> String {
+        self.login_base()
+    }
+    pub fn config(&self) -> &EntraConfig {
+        &self.entra.config
+    }
+    pub fn now(&self) -> DateTime<Utc> {
+        self.entra.started
+    }
+
+    /// Every person's latest successful Box sign-in that the logs still hold, keyed by lower-cased
+    /// Box login.
+    pub fn ground_truth(&self) -> HashMap<String, DateTime<Utc>> {
+        let mut truth: HashMap<String, DateTime<Utc>> = HashMap::new();
+        for s in self
+            .entra
+            .sign_ins
+            .iter()
+            .filter(|s| s.other_app.is_none() && s.error_code == 0)
+        {
+            let login = self.entra.config.users[s.person].box_login.to_lowercase();
+            let slot = truth.entry(login).or_insert(s.at);
+            *slot = (*slot).max(s.at);
+        }
+        truth
+    }
+
+    /// Every person's tenant-wide `lastSuccessfulSignInDateTime` (any app), keyed by lower-cased Box
+    /// login; people who never signed in successfully are absent.
+    pub fn tenant_wide_truth(&self) -> HashMap<String, DateTime<Utc>> {
+        self.entra
+            .config
+            .users
+            .iter()
+            .zip(&self.entra.activity)
+            .filter_map(|(p, a)| a.1.map(|at| (p.box_login.to_lowercase(), at)))
+            .collect()
+    }
+
+    /// Records the sign-in logs hold for the Box app (successes and failures).
+    pub fn box_sign_in_count(&self) -> usize {
+        self.entra.sign_ins.iter().filter(|s| s.other_app.is_none()).count()
+    }
+
+    /// Makes every issued access token invalid, as if they had expired.
+    pub fn expire_tokens(&self) {
+        lock(&self.entra.tokens).clear();
+    }
+    /// Every access token ever issued (to check that none reaches a log).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.entra.issued).clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.core.set_faults(faults);
+    }
+    /// The `nth` request (1-based, counted from now) to `ep` gets `fault`, once.
+    pub fn inject(&self, ep: Endpoint, nth: u64, fault: Fault) {
+        self.core.inject(ep, nth, fault);
+    }
+    pub fn counters(&self) -> Counters {
+        self.core.counters()
+    }
+    pub fn reset_counters(&self) {
+        self.core.reset_counters();
+    }
+    pub async fn shutdown(self) {
+        self.running.shutdown().await;
+    }
+}
+
+fn guid(rng: &mut ChaCha8Rng) -> String {
+    let a: u128 = rng.random();
+    let h = format!("{a:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn fmt_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn graph_error(status: u16, code: &str, message: &str) -> Reply {
+    Reply::json(
+        status,
+        json!({"error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": fmt_time(Utc::now()),
+                "request-id": format!("{:032x}", rand::rng().random::<u128>()),
+                "client-request-id": format!("{:032x}", rand::rng().random::<u128>()),
+            },
+        }}),
+    )
+}
+
+fn aad_error(status: u16, error: &str, description: &str) -> Reply {
+    Reply::json(
+        status,
+        json!({
+            "error": error,
+            "error_description": format!("{description}\r\nTrace ID: sim\r\nCorrelation ID: sim\r\nTimestamp: {}", fmt_time(Utc::now())),
+            "error_codes": [description.split(':').next().unwrap_or_default().trim_start_matches("AADSTS").parse::<u64>().unwrap_or(0)],
+            "timestamp": fmt_time(Utc::now()),
+        }),
+    )
+}
+
+#[derive(Debug, PartialEq)]
+enum Cond {
+    AppId(String),
+    Created(&'static str, DateTime<Utc>),
+    Upn(String),
+    ErrorCode(i64),
+}
+
+fn parse_filter(filter: &str) -> Result<Vec<Cond>, String> {
+    filter
+        .split(" and ")
+        .map(|clause| {
+            let mut parts = clause.trim().splitn(3, ' ');
+            let (field, op, value) = match (parts.next(), parts.next(), parts.next()) {
+                (Some(f), Some(o), Some(v)) => (f, o, v.trim()),
+                _ => return Err(format!("Invalid filter clause: {clause}")),
+            };
+            let quoted = || {
+                value
+                    .strip_prefix('\'')
+                    .and_then(|v| v.strip_suffix('\''))
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("expected a quoted string in {clause}"))
+            };
+            match (field, op) {
+                ("appId", "eq") => Ok(Cond::AppId(quoted()?)),
+                ("userPrincipalName", "eq") => Ok(Cond::Upn(quoted()?)),
+                ("status/errorCode", "eq") => value.parse().map(Cond::ErrorCode).map_err(|_| clause.to_string()),
+                ("createdDateTime", op @ ("ge" | "gt" | "le" | "lt")) => {
+                    let op = match op {
+                        "ge" => "ge",
+                        "gt" => "gt",
+                        "le" => "le",
+                        _ => "lt",
+                    };
+                    DateTime::parse_from_rfc3339(value)
+                        .map(|t| Cond::Created(op, t.with_timezone(&Utc)))
+                        .map_err(|_| format!("invalid DateTimeOffset literal {value}"))
+                }
+                _ => Err(format!("Invalid filter clause: {clause}")),
+            }
+        })
+        .collect()
+}
+
+fn encode_token(at: DateTime<Utc>, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{id}", at.timestamp()))
+}
+
+fn decode_token(s: &str) -> Option<(DateTime<Utc>, String)> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
+    let (secs, id) = raw.split_once(':')?;
+    Some((DateTime::from_timestamp(secs.parse().ok()?, 0)?, id.to_string()))
+}
+
+impl Entra {
+    fn base(&self) -> String {
+        format!(
+            "http://{}",
+            self.addr.get().copied().unwrap_or(([127, 0, 0, 1], 0).into())
+        )
+    }
+
+    fn bearer_ok(&self, req: &Req) -> bool {
+        let Some(token) = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        lock(&self.tokens)
+            .get(token.trim())
+            .is_some_and(|exp| *exp > Utc::now())
+    }
+
+    fn token(&self, req: &Req) -> Reply {
+        let tenant = req.path.trim_start_matches('/').split('/').next().unwrap_or_default();
+        if tenant != self.config.tenant_id {
+            return aad_error(
+                400,
+                "invalid_request",
+                &format!("AADSTS90002: Tenant '{tenant}' not found."),
+            );
+        }
+        let form = req.form();
+        let get = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+        if get("grant_type") != "client_credentials" {
+            return aad_error(
+                400,
+                "unsupported_grant_type",
+                "AADSTS70003: The app requested an unsupported grant type.",
+            );
+        }
+        if get("client_id") != self.config.client_id {
+            return aad_error(
+                400,
+                "unauthorized_client",
+                "AADSTS700016: Application was not found in the directory.",
+            );
+        }
+        if get("client_secret") != self.config.client_secret {
+            return aad_error(
+                401,
+                "invalid_client",
+                "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+            );
+        }
+        if get("scope") != GRAPH_SCOPE {
+            return aad_error(
+                400,
+                "invalid_scope",
+                "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.",
+            );
+        }
+        let token = {
+            let mut rng = lock(&self.rng);
+            let raw: [u8; 32] = rng.random();
+            format!("eyJ0eXAiOiJKV1Qi.{}", URL_SAFE_NO_PAD.encode(raw))
+        };
+        lock(&self.tokens).insert(token.clone(), Utc::now() + TimeDelta::seconds(3599));
+        lock(&self.issued).push(token.clone());
+        Reply::json(
+            200,
+            json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}),
+        )
+    }
+
+    fn sign_ins(&self, req: &Req) -> Reply {
+        if !self.config.premium {
+            return graph_error(
+                403,
+                NON_PREMIUM,
+                "Neither tenant is B2C or tenant doesn't have premium license",
+            );
+        }
+        let conds = match req.q("$filter").map(parse_filter).transpose() {
+            Ok(c) => c.unwrap_or_default(),
+            Err(e) => return graph_error(400, "BadRequest", &e),
+        };
+        let top = match req.q("$top").map(str::parse::<usize>).transpose() {
+            Ok(t) => t.unwrap_or(1000),
+            Err(_) => return graph_error(400, "BadRequest", "Invalid $top value"),
+        };
+        if top == 0 || top > 1000 {
+            return graph_error(400, "BadRequest", "$top must be between 1 and 1000");
+        }
+        let after = match req.q("$skiptoken").map(|t| decode_token(t).ok_or(t)).transpose() {
+            Ok(a) => a,
+            Err(_) => return graph_error(400, "BadRequest", "Invalid $skiptoken"),
+        };
+        let users = &self.config.users;
+        let keep = |s: &&SignInRec| {
+            after.as_ref().is_none_or(|(t, id)| (s.at, &s.id) < (*t, id))
+                && conds.iter().all(|c| match c {
+                    Cond::AppId(a) => self.app_id(s) == a,
+                    Cond::Upn(u) => users[s.person].idp_login.eq_ignore_ascii_case(u),
+                    Cond::ErrorCode(code) => s.error_code == *code,
+                    Cond::Created("ge", t) => s.at >= *t,
+                    Cond::Created("gt", t) => s.at > *t,
+                    Cond::Created("le", t) => s.at <= *t,
+                    Cond::Created(_, t) => s.at < *t,
+                })
+        };
+        let page: Vec<&SignInRec> = self.sign_ins.iter().filter(keep).take(top).collect();
+        let more = page.len() == top
+            && page
+                .last()
+                .is_some_and(|l| self.sign_ins.iter().filter(keep).any(|s| (s.at, &s.id) < (l.at, &l.id)));
+        let value: Vec<Value> = page.iter().map(|s| self.render_sign_in(s)).collect();
+        let mut body = json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#auditLogs/signIns",
+            "value": value,
+        });
+        if more && let Some(last) = page.last() {
+            let mut next = url::Url::parse(&format!("{}/v1.0/auditLogs/signIns", self.base())).expect("url");
+            {
+                let mut q = next.query_pairs_mut();
+                for (k, v) in req.query.iter().filter(|(k, _)| k != "$skiptoken") {
+                    q.append_pair(k, v);
+                }
+                q.append_pair("$skiptoken", &encode_token(last.at, &last.id));
+            }
+            body["@odata.nextLink"] = json!(next.to_string());
+        }
+        Reply::json(200, body)
+    }
+
+    fn app_id(&self, s: &SignInRec) -> &str {
+        match s.other_app {
+            None => &self.config.box_app_id,
+            Some(i) => OTHER_APPS[i].0,
+        }
+    }
+
+    fn render_sign_in(&self, s: &SignInRec) -> Value {
+        let p = &self.config.users[s.person];
+        let (failure, details) = match s.error_code {
+            0 => (Value::Null, Value::Null),
+            _ => (
+                json!("Error validating credentials due to invalid username or password."),
+                json!("The user didn't enter the right credentials."),
+            ),
+        };
+        json!({
+            "id": s.id,
+            "createdDateTime": fmt_time(s.at),
+            "userDisplayName": p.display_name(),
+            "userPrincipalName": p.idp_login,
+            "userId": format!("{:08x}-0000-4000-8000-{:012x}", s.person, s.person),
+            "appId": self.app_id(s),
+            "appDisplayName": s.other_app.map_or("Box", |i| OTHER_APPS[i].1),
+            "ipAddress": "203.0.113.7",
+            "clientAppUsed": "Browser",
+            "correlationId": s.id,
+            "conditionalAccessStatus": "notApplied",
+            "isInteractive": true,
+            "riskDetail": "none",
+            "riskLevelAggregated": "none",
+            "riskLevelDuringSignIn": "none",
+            "riskState": "none",
+            "riskEventTypes_v2": [],
+            "resourceDisplayName": "Box",
+            "resourceId": self.app_id(s),
+            "status": {"errorCode": s.error_code, "failureReason": failure, "additionalDetails": details},
+            "deviceDetail": {"deviceId": "", "displayName": "", "operatingSystem": "MacOs", "browser": "Chrome 120.0.0", "isCompliant": false, "isManaged": false, "trustType": ""},
+            "location": {"city": "Berlin", "state": "Berlin", "countryOrRegion": "DE", "geoCoordinates": {"altitude": null, "latitude": 52.52, "longitude": 13.4}},
+            "appliedConditionalAccessPolicies": [],
+        })
+    }
+
+    fn users(&self, req: &Req) -> Reply {
+        let select: HashSet<&str> = req
+            .q("$select")
+            .map(|s| s.split(',').map(str::trim).collect())
+            .unwrap_or_default();
+        let with_activity = select.contains("signInActivity");
+        let top = match req.q("$top").map(str::parse::<usize>).transpose() {
+            Ok(t) => t.unwrap_or(100),
+            Err(_) => return graph_error(400, "Request_BadRequest", "Invalid $top value"),
+        };
+        if top == 0 || top > 999 {
+            return graph_error(400, "Request_BadRequest", "Invalid page size specified: '$top'");
+        }
+        // Graph lowers the page size to 120 when signInActivity is selected.
+        let top = if with_activity { top.min(120) } else { top };
+        let skip = match req.q("$skiptoken").map(|t| decode_token(t).map(|(t, _)| t.timestamp())) {
+            Some(Some(n)) if n >= 0 => n as usize,
+            None => 0,
+            _ => return graph_error(400, "Request_BadRequest", "Invalid $skiptoken"),
+        };
+        let users = &self.config.users;
+        let page: Vec<Value> = (skip..users.len().min(skip + top))
+            .map(|i| {
+                let p = &users[i];
+                let mut u = serde_json::Map::new();
+                u.insert("id".into(), json!(format!("{:08x}-0000-4000-8000-{:012x}", i, i)));
+                if select.is_empty() || select.contains("userPrincipalName") {
+                    u.insert("userPrincipalName".into(), json!(p.idp_login));
+                }
+                if select.is_empty() || select.contains("mail") {
+                    u.insert("mail".into(), json!(p.box_login));
+                }
+                if select.is_empty() || select.contains("displayName") {
+                    u.insert("displayName".into(), json!(p.display_name()));
+                }
+                if with_activity {
+                    let (last, success) = self.activity[i];
+                    let activity = if last.is_none() {
+                        Value::Null
+                    } else {
+                        json!({
+                            "lastSignInDateTime": last.map(fmt_time),
+                            "lastSignInRequestId": last.map(|_| format!("{i:032x}")),
+                            "lastNonInteractiveSignInDateTime": null,
+                            "lastNonInteractiveSignInRequestId": null,
+                            "lastSuccessfulSignInDateTime": success.map(fmt_time),
+                            "lastSuccessfulSignInRequestId": success.map(|_| format!("{i:031x}1")),
+                        })
+                    };
+                    u.insert("signInActivity".into(), activity);
+                }
+                Value::Object(u)
+            })
+            .collect();
+        let mut body = json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users",
+            "value": page,
+        });
+        let end = skip + top;
+        if end < users.len() {
+            let mut next = url::Url::parse(&format!("{}/v1.0/users", self.base())).expect("url");
+            {
+                let mut q = next.query_pairs_mut();
+                for (k, v) in req.query.iter().filter(|(k, _)| k != "$skiptoken") {
+                    q.append_pair(k, v);
+                }
+                let cursor = DateTime::from_timestamp(end as i64, 0).unwrap_or_default();
+                q.append_pair("$skiptoken", &encode_token(cursor, "users"));
+            }
+            body["@odata.nextLink"] = json!(next.to_string());
+        }
+        Reply::json(200, body)
+    }
+}
+
+impl App for Entra {
+    fn route(&self, method: &hyper::Method, path: &str) -> Option<Endpoint> {
+        let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        match (method, segs.as_slice()) {
+            (&hyper::Method::POST, [_tenant, "oauth2", "v2.0", "token"]) => Some(Endpoint::EntraToken),
+            (&hyper::Method::GET, ["v1.0", "auditLogs", "signIns"]) => Some(Endpoint::EntraSignIns),
+            (&hyper::Method::GET, ["v1.0", "users"]) => Some(Endpoint::EntraUsers),
+            _ => None,
+        }
+    }
+
+    fn fault_reply(&self, ep: Endpoint, status: u16, retry_after_secs: u64) -> Reply {
+        if ep == Endpoint::EntraToken {
+            return match status {
+                429 => aad_error(429, "temporarily_unavailable", "AADSTS50196: The server is busy.")
+                    .header("Retry-After", retry_after_secs.to_string()),
+                s if s >= 500 => aad_error(
+                    s,
+                    "temporarily_unavailable",
+                    "AADSTS90033: A transient error has occurred.",
+                ),
+                s => aad_error(s, "invalid_request", "AADSTS90000: Simulated fault."),
+            };
+        }
+        match status {
+            429 => graph_error(429, "TooManyRequests", "Too many requests.")
+                .header("Retry-After", retry_after_secs.to_string()),
+            401 => graph_error(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token has expired or is not yet valid.",
+            ),
+            403 => graph_error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            ),
+            503 => graph_error(503, "ServiceUnavailable", "Service is unavailable.").header("Retry-After", "1"),
+            s if s >= 500 => graph_error(s, "UnknownError", "An unexpected error occurred."),
+            s => graph_error(s, "BadRequest", "Simulated fault."),
+        }
+    }
+
+    fn handle(&self, ep: Endpoint, req: &Req) -> Reply {
+        if ep == Endpoint::EntraToken {
+            return self.token(req);
+        }
+        if !self.bearer_ok(req) {
+            return graph_error(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token validation failure. Invalid audience.",
+            );
+        }
+        match ep {
+            Endpoint::EntraSignIns => self.sign_ins(req),
+            _ => self.users(req),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Identity-provider simulators for seatsync: Okta's System Log and Microsoft Entra ID's Graph sign-in
+//! logs and `signInActivity`, each a real HTTP server on a random loopback port that behaves as
+//! `sso-activity.md` describes, pitfalls included (a polling Okta query's next link never ends, Entra
+//! answers 403 to tenants without P1/P2, `lastSignInDateTime` counts failures). Runs are seeded, faults
+//! are injectable, requests are counted, and each simulator knows the ground truth: every person's
+//! latest successful Box sign-in.
+
+pub mod entra;
+pub mod okta;
+mod people;
+mod server;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub use entra::{EntraConfig, EntraSim};
+pub use okta::{OktaConfig, OktaSim};
+pub use people::{SsoPerson, generate_people, people_from};
+
+/// Random faults of a run, drawn from a seeded generator (same seed, same sequence of faults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Faults {
+    /// Added to every request before it is handled.
+    pub latency: Duration,
+    /// Share of requests answered 429 (Okta: `X-Rate-Limit-Reset`; Graph: `Retry-After`).
+    pub share_429: f64,
+    /// Seconds until the rate limit resets (Okta) or the `Retry-After` value (Graph).
+    pub retry_after_secs: u64,
+    /// Share of requests answered 500, 502 or 503.
+    pub share_5xx: f64,
+    /// Share of requests whose connection is closed without an answer.
+    pub share_drop: f64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            latency: Duration::ZERO,
+            share_429: 0.0,
+            retry_after_secs: 1,
+            share_5xx: 0.0,
+            share_drop: 0.0,
+        }
+    }
+}
+
+/// One scripted fault for the nth request to an endpoint (see `inject` on each simulator).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Answer with this status without handling the request. 429 carries the provider's rate-limit
+    /// headers with `retry_after_secs` of the run's [`Faults`] unless given here.
+    Status { status: u16, retry_after: Option<u64> },
+    /// Close the connection without any answer.
+    Drop,
+    /// Wait, then handle the request normally.
+    Delay(Duration),
+}
+
+/// The simulated endpoints, for fault injection and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// Okta `GET /api/v1/logs`.
+    OktaLogs,
+    /// Entra `POST /{tenant}/oauth2/v2.0/token`.
+    EntraToken,
+    /// Graph `GET /v1.0/auditLogs/signIns`.
+    EntraSignIns,
+    /// Graph `GET /v1.0/users`.
+    EntraUsers,
+}
+
+/// Requests answered, by endpoint and status; dropped connections are counted apart.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    by: HashMap<(Endpoint, u16), u64>,
+    dropped: HashMap<Endpoint, u64>,
+}
+
+impl Counters {
+    pub fn get(&self, ep: Endpoint, status: u16) -> u64 {
+        self.by.get(&(ep, status)).copied().unwrap_or(0)
+    }
+    /// Answered requests to `ep`, any status, dropped ones not included.
+    pub fn total(&self, ep: Endpoint) -> u64 {
+        self.by.iter().filter(|((e, _), _)| *e == ep).map(|(_, n)| n).sum()
+    }
+    pub fn dropped(&self, ep: Endpoint) -> u64 {
+        self.dropped.get(&ep).copied().unwrap_or(0)
+    }
+    pub(crate) fn record(&mut self, ep: Endpoint, status: u16) {
+        *self.by.entry((ep, status)).or_default() += 1;
+    }
+    pub(crate) fn record_drop(&mut self, ep: Endpoint) {
+        *self.dropped.entry(ep).or_default() += 1;
+    }
+}

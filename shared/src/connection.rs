@@ -102,13 +102,41 @@ impl Connections {
         self.table.put(&tenant_pk(tenant), SK_CONNECTION_BOX, &record).await
     }
 
-    /// Changes the status of an existing record (no-op when there is none), with an optimistic
-    /// lock so a concurrent change is re-read rather than overwritten. Returns the new record.
+    /// Changes the status of an existing record (no-op when there is none). Returns the new record.
     pub async fn set_status(
         &self,
         tenant: &TenantId,
         status: ConnectionStatus,
         reason: Option<String>,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.update(tenant, |record| {
+            if record.status == status && record.status_reason == reason {
+                return false;
+            }
+            record.status = status;
+            record.status_reason = reason.clone();
+            record.status_since = Utc::now();
+            true
+        })
+        .await
+    }
+
+    /// Records a completed sync on the connection.
+    pub async fn set_last_sync(&self, tenant: &TenantId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.update(tenant, |record| {
+            record.last_sync_at = Some(at);
+            true
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Read-modify-write of an existing record with an optimistic lock, so a concurrent change is
+    /// re-read rather than overwritten. `change` returns false when nothing needs writing.
+    async fn update(
+        &self,
+        tenant: &TenantId,
+        change: impl Fn(&mut ConnectionRecord) -> bool,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
         let pk = tenant_pk(tenant);
         for _ in 0..UPDATE_ATTEMPTS {
@@ -120,12 +148,9 @@ impl Connections {
                 return Ok(None);
             };
             let mut record = current.item;
-            if record.status == status && record.status_reason == reason {
+            if !change(&mut record) {
                 return Ok(Some(record));
             }
-            record.status = status;
-            record.status_reason = reason.clone();
-            record.status_since = Utc::now();
             index(tenant, &mut record);
             match self
                 .table

@@ -6,6 +6,7 @@
 //! - [`config`], [`ids`], [`telemetry`]: parsing at the edge, so inner code only sees valid values.
 
 pub mod api;
+pub mod audit;
 pub mod boxapi;
 pub mod config;
 pub mod connect;

@@ -29,6 +29,8 @@ impl CommonConfig {
 /// The clients a function needs; built once and shared by every invocation of a warm instance.
 #[derive(Debug, Clone)]
 pub struct Clients {
+    /// The AWS SDK configuration, for clients only some functions need (e.g. SQS).
+    pub sdk: aws_config::SdkConfig,
     pub table: Table,
     pub secrets: SecretStore,
     pub box_api: BoxClient,
@@ -40,6 +42,7 @@ impl Clients {
     pub async fn build(config: &CommonConfig, retry: RetryPolicy) -> anyhow::Result<Self> {
         let sdk = load_aws_config().await;
         Ok(Self {
+            sdk: sdk.clone(),
             table: Table::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name.clone()),
             secrets: SecretStore::with_prefix(aws_sdk_secretsmanager::Client::new(&sdk), config.secret_prefix.clone()),
             box_api: BoxClient::new(

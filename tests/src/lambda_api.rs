@@ -231,3 +231,41 @@ pub const BASE_ENV: [(&str, &str); 3] = [
     ("BOX_API_BASE", "http://127.0.0.1:9"),
     ("BOX_ACCOUNT_BASE", "http://127.0.0.1:9"),
 ];
+
+/// Starts `binary` against this test's moto resources (table, secret prefix, endpoint) plus `env`.
+pub async fn start_function_on_aws(
+    binary: &str,
+    name: &str,
+    aws: &crate::aws::TestAws,
+    env: &[(&str, &str)],
+) -> RunningFunction {
+    let api = FakeRuntimeApi::start().await;
+    let started = Instant::now();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the local AWS endpoint");
+    let child = tokio::process::Command::new(binary)
+        .envs(lambda_env(&api, name))
+        .envs(BASE_ENV)
+        .envs(env.iter().copied())
+        .envs([
+            ("TABLE_NAME", aws.table_name.as_str()),
+            ("SECRET_PREFIX", aws.secret_prefix.as_str()),
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the function binary");
+    RunningFunction { api, started, child }
+}
+
+/// Stores the deployment's app secret (`{client_id, client_secret, cookie_key}`) on moto; returns its name.
+pub async fn store_app_secret(aws: &crate::aws::TestAws) -> String {
+    let name = format!("{}app", aws.secret_prefix);
+    let value = serde_json::json!({ "client_id": "cid", "client_secret": "app-secret", "cookie_key": "k".repeat(40) });
+    aws.secret_store()
+        .write_json(&name, &value, &"0".repeat(32))
+        .await
+        .expect("store the app secret");
+    name
+}

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use seatsync_tests::aws::TestAws;
-use seatsync_tests::lambda_api::{BASE_ENV, FakeRuntimeApi, http_api_event, lambda_env, start_function};
+use seatsync_tests::lambda_api::{BASE_ENV, http_api_event, start_function, start_function_on_aws, store_app_secret};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_oauth-callback");
@@ -19,29 +19,20 @@ const CONNECT_ENV: [(&str, &str); 3] = [
 #[tokio::test]
 async fn answers_http_api_events_through_the_connect_router() {
     let aws = TestAws::new().await;
-    let app_secret = format!("{}app", aws.secret_prefix);
-    let value = json!({ "client_id": "cid", "client_secret": "app-secret", "cookie_key": "k".repeat(40) });
-    aws.secret_store()
-        .write_json(&app_secret, &value, &"0".repeat(32))
-        .await
-        .expect("store the app secret");
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the local AWS endpoint");
-    let api = FakeRuntimeApi::start().await;
-    let _child = tokio::process::Command::new(BIN)
-        .envs(lambda_env(&api, "oauth-callback"))
-        .envs(BASE_ENV)
-        .envs(CONNECT_ENV)
-        .envs([
-            ("TABLE_NAME", aws.table_name.as_str()),
-            ("SECRET_PREFIX", aws.secret_prefix.as_str()),
-            ("APP_SECRET_ID", app_secret.as_str()),
-            ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the function binary");
+    let app_secret = store_app_secret(&aws).await;
+    let env: Vec<_> = CONNECT_ENV
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "APP_SECRET_ID")
+        .collect();
+    let f = start_function_on_aws(
+        BIN,
+        "oauth-callback",
+        &aws,
+        &[env.as_slice(), &[("APP_SECRET_ID", app_secret.as_str())]].concat(),
+    )
+    .await;
+    let api = &f.api;
 
     let status = api.invoke(http_api_event(
         "GET",

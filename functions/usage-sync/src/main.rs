@@ -1,24 +1,72 @@
-//! usage-sync: the scheduled sync of every connected tenant's license state. Wiring only: the
-//! logic lives in `seatsync`.
+//! usage-sync: the scheduled fan-out (one queue message per connected tenant) and the
+//! SQS-triggered sync of one tenant, resumed from its checkpoint when it runs out of time.
+//! Wiring only: the logic lives in `seatsync::sync`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use seatsync::boxapi::RetryPolicy;
 use seatsync::config::ProcessEnv;
+use seatsync::connection::{AppConfig, Connections};
 use seatsync::runtime::{Clients, CommonConfig};
-use serde_json::{Value, json};
+use seatsync::settings::SettingsStore;
+use seatsync::sso::HttpOptions;
+use seatsync::sync::invocation::{SyncConfig, handle};
+use seatsync::sync::{SqsQueue, SyncOptions, SyncService, Syncer};
+use seatsync::tokens::{TokenProvider, TokenProviderOptions};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     seatsync::telemetry::init();
-    let config = CommonConfig::from_env(&ProcessEnv)?;
-    let clients = Clients::build(&config, RetryPolicy::default()).await?;
-    tracing::info!(table = %config.table_name, "usage-sync ready");
-    run(service_fn(|event: LambdaEvent<Value>| handle(&clients, event))).await
+    let common = CommonConfig::from_env(&ProcessEnv)?;
+    let config = SyncConfig::from_env(&ProcessEnv)?;
+    let clients = Clients::build(&common, RetryPolicy::default()).await?;
+    let app = AppConfig::load(&clients.secrets, &config.app_secret_id).await?;
+    let tokens = TokenProvider::new(
+        Arc::new(clients.secrets.clone()),
+        clients.table.clone(),
+        clients.box_api.clone(),
+        app.box_app,
+        TokenProviderOptions::default(),
+    );
+    let service = SyncService {
+        table: clients.table.clone(),
+        connections: Connections::new(clients.table.clone()),
+        settings: SettingsStore::new(clients.table.clone()),
+        secrets: clients.secrets.clone(),
+        syncer: Syncer {
+            store: Arc::new(clients.table.clone()),
+            tokens: Arc::new(tokens),
+            box_api: clients.box_api.clone(),
+            options: SyncOptions {
+                backfill_days: config.backfill_days,
+                requests_per_minute: config.requests_per_minute,
+                ..SyncOptions::default()
+            },
+        },
+        sso_http: HttpOptions::default(),
+    };
+    let queue = SqsQueue {
+        client: aws_sdk_sqs::Client::new(&clients.sdk),
+        url: config.queue_url.clone(),
+    };
+    tracing::info!(table = %common.table_name, "usage-sync ready");
+    run(service_fn(|event: LambdaEvent<Value>| {
+        let deadline = remaining(event.context.deadline).map(|left| tokio::time::Instant::now() + left);
+        let (service, queue) = (&service, &queue);
+        async move {
+            handle(service, queue, event.payload, deadline)
+                .await
+                .map_err(Error::from)
+        }
+    }))
+    .await
 }
 
-/// The sync arrives with the "Usage sync" issue; until then a scheduled event is acknowledged
-/// and says so, so that EventBridge does not retry it for a day.
-async fn handle(_clients: &Clients, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    tracing::warn!(request_id = %event.context.request_id, "usage sync is not available in this version");
-    Ok(json!({ "outcome": "skipped", "reason": "usage sync is not available in this version of seatsync" }))
+/// Time left before Lambda's deadline (milliseconds since the epoch).
+fn remaining(deadline_ms: u64) -> Option<Duration> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    Some(Duration::from_millis(deadline_ms.saturating_sub(now)))
 }

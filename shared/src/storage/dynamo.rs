@@ -429,6 +429,28 @@ impl Table {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<T>, StoreError> {
+        self.query_prefix_ordered(pk, sk_prefix, limit, cursor, true).await
+    }
+
+    /// [`Table::query_prefix`] newest first (descending sort key), e.g. for the audit trail.
+    pub async fn query_prefix_desc<T: DeserializeOwned>(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<T>, StoreError> {
+        self.query_prefix_ordered(pk, sk_prefix, limit, cursor, false).await
+    }
+
+    async fn query_prefix_ordered<T: DeserializeOwned>(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        limit: u32,
+        cursor: Option<&str>,
+        ascending: bool,
+    ) -> Result<Page<T>, StoreError> {
         let start = cursor
             .map(|c| decode_cursor(c, &CursorScope::Table { pk, sk_prefix }))
             .transpose()?;
@@ -437,6 +459,7 @@ impl Table {
             .query()
             .table_name(&self.name)
             .consistent_read(true)
+            .scan_index_forward(ascending)
             .limit(page_size(limit))
             .set_exclusive_start_key(start)
             .expression_attribute_names("#pk", PK)
@@ -523,6 +546,76 @@ impl Table {
             write_with_retries(requests, &self.batch_retry, &mut stats, |r| self.batch_write(r)).await?;
         }
         Ok(stats)
+    }
+
+    /// Adds one to a counter item if it stays at or below `limit` (e.g. a tenant's changes per
+    /// day); the item expires at `expires_at` (epoch seconds). Returns the new count, or `None`
+    /// when the limit is already reached (nothing changes then).
+    pub async fn increment_below(
+        &self,
+        pk: &str,
+        sk: &str,
+        limit: u64,
+        expires_at: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(key_item(&Key::new(pk, sk))))
+            .update_expression("ADD #count :one SET #exp = :exp")
+            .condition_expression("attribute_not_exists(#count) OR #count < :limit")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#exp", TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":limit", number(limit))
+            .expression_attribute_values(":exp", number(expires_at))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let count = out
+                    .attributes()
+                    .and_then(|a| a.get("count"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| StoreError::Unexpected(anyhow!("the counter update returned no count")))?;
+                Ok(Some(count))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_error(e, "incrementing a counter")),
+        }
+    }
+
+    /// Subtracts one from a counter (undoing an [`Table::increment_below`] whose change did not happen).
+    pub async fn decrement(&self, pk: &str, sk: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(key_item(&Key::new(pk, sk))))
+            .update_expression("ADD #count :minus")
+            .condition_expression("#count > :zero")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":minus", number(-1))
+            .expression_attribute_values(":zero", number(0))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| {
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception())
+                {
+                    Ok(())
+                } else {
+                    Err(sdk_error(e, "decrementing a counter"))
+                }
+            })
     }
 
     /// Takes the lease `name` in partition `pk` for `ttl` if it is free, expired, or already held by

@@ -88,6 +88,11 @@ impl SecretStore {
         format!("{}tenants/{}/box", self.prefix, tenant.as_str())
     }
 
+    /// The name of a tenant's SSO provider credentials: `<prefix>tenants/<tenant>/sso`.
+    pub fn sso_secret_name(&self, tenant: &TenantId) -> String {
+        format!("{}tenants/{}/sso", self.prefix, tenant.as_str())
+    }
+
     /// The `AWSCURRENT` value of a secret as JSON, or `None` if the secret does not exist.
     #[tracing::instrument(skip(self))]
     pub async fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<Option<Versioned<T>>, SecretError> {

@@ -171,6 +171,29 @@ impl Syncer {
         }
     }
 
+    /// Records a run that did not happen, and why (e.g. the connection needs re-authorization).
+    pub async fn record_skip(&self, tenant: &TenantId, kind: SyncKind, reason: &str) -> Result<(), SyncError> {
+        let now = Utc::now();
+        let run = SyncRun {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            kind,
+            started_at: now,
+            finished_at: now,
+            outcome: SyncOutcome::Skipped,
+            box_calls: 0,
+            items_written: 2,
+            users_listed: 0,
+            events_read: 0,
+            invocations: 1,
+            error: Some(reason.to_owned()),
+        };
+        self.store.put_run(tenant, &run).await?;
+        let mut checkpoint = self.store.get_checkpoint(tenant).await?.unwrap_or_default();
+        checkpoint.last_run = Some(run);
+        self.store.put_checkpoint(tenant, &checkpoint).await?;
+        Ok(())
+    }
+
     fn near_deadline(&self, deadline: Option<Instant>) -> bool {
         deadline.is_some_and(|d| Instant::now() + self.options.deadline_margin >= d)
     }

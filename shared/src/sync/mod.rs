@@ -7,6 +7,9 @@
 //! - The types below: the summary a buyer reads, the checkpoint, the run history.
 
 pub mod engine;
+pub mod invocation;
+pub mod service;
+mod sso;
 pub mod store;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +20,7 @@ use crate::license::{ActivityHistogram, INACTIVE_DAYS};
 use crate::settings::TenantSettings;
 
 pub use engine::{SyncError, SyncOptions, SyncPlan, Syncer};
+pub use service::{SqsQueue, SyncMessage, SyncQueue, SyncService, TenantOutcome};
 pub use store::{LicenseStore, MemoryStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,11 +1,13 @@
-//! Identity-provider simulators for seatsync: Okta's System Log and Microsoft Entra ID's Graph sign-in
-//! logs and `signInActivity`, each a real HTTP server on a random loopback port that behaves as
-//! `sso-activity.md` describes, pitfalls included (a polling Okta query's next link never ends, Entra
-//! answers 403 to tenants without P1/P2, `lastSignInDateTime` counts failures). Runs are seeded, faults
-//! are injectable, requests are counted, and each simulator knows the ground truth: every person's
-//! latest successful Box sign-in.
+//! Identity-provider simulators for seatsync: Okta's System Log, Microsoft Entra ID's Graph sign-in
+//! logs and `signInActivity`, and Google Workspace's Reports API (SAML activities), each a real HTTP
+//! server on a random loopback port that behaves as `sso-activity.md` describes, pitfalls included (a
+//! polling Okta query's next link never ends, Entra answers 403 to tenants without P1/P2,
+//! `lastSignInDateTime` counts failures, Google only lets a delegated admin read reports). Runs are
+//! seeded, faults are injectable, requests are counted, and each simulator knows the ground truth:
+//! every person's latest successful Box sign-in.
 
 pub mod entra;
+pub mod google;
 pub mod okta;
 mod people;
 mod server;
@@ -14,6 +16,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use entra::{EntraConfig, EntraSim};
+pub use google::{GoogleConfig, GoogleSim, TestKey};
 pub use okta::{OktaConfig, OktaSim};
 pub use people::{SsoPerson, generate_people, people_from};
 
@@ -67,6 +70,10 @@ pub enum Endpoint {
     EntraSignIns,
     /// Graph `GET /v1.0/users`.
     EntraUsers,
+    /// Google OAuth `POST /token` (service-account assertions).
+    GoogleToken,
+    /// Reports API `GET /admin/reports/v1/activity/users/{userKey}/applications/{app}`.
+    GoogleActivities,
 }
 
 /// Requests answered, by endpoint and status; dropped connections are counted apart.

@@ -5,6 +5,7 @@
 //! - [`storage`]: the single DynamoDB table and the per-tenant Box token secrets.
 //! - [`config`], [`ids`], [`telemetry`]: parsing at the edge, so inner code only sees valid values.
 
+pub mod actions;
 pub mod api;
 pub mod audit;
 pub mod boxapi;
@@ -14,6 +15,7 @@ pub mod connection;
 pub mod ids;
 pub mod license;
 pub mod problem;
+pub mod reports;
 pub mod runtime;
 pub mod settings;
 pub mod sso;

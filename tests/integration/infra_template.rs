@@ -474,3 +474,40 @@ fn function_policies_are_scoped() {
         }
     }
 }
+
+/// The local API's development identity can never be switched on in AWS: nothing in the template,
+/// the functions or the core crate refers to it; only `tools/seatsync-local` does.
+#[test]
+fn the_deployed_template_cannot_enable_the_local_dev_identity() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let template = std::fs::read_to_string(root.join("infra/template.yaml")).expect("read the template");
+    for needle in ["x-seatsync-dev", "DEV_IDENTITY", "dev-identity", "dev_identity"] {
+        assert!(
+            !template.to_lowercase().contains(&needle.to_lowercase()),
+            "the template mentions {needle}"
+        );
+    }
+    let mut stack = vec![root.join("functions"), root.join("shared/src")];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read a source folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && !path
+                    .strip_prefix(&root)
+                    .is_ok_and(|p| p.components().any(|c| c.as_os_str() == "tests"))
+            {
+                files += 1;
+                let text = std::fs::read_to_string(&path).expect("read a source file");
+                assert!(
+                    !text.contains("x-seatsync-dev"),
+                    "{} refers to the local dev identity",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(files > 20, "only {files} source files were searched");
+}

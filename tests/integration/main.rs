@@ -1,5 +1,10 @@
 //! One integration-test binary (one link step on 2 cores); each module tests one feature by name.
-
+mod actions_bulk;
+mod actions_edge;
+mod actions_fixture;
+mod actions_idempotency;
+mod actions_safety;
+mod actions_single;
 mod box_client_errors;
 mod box_events_stream;
 mod box_oauth;
@@ -10,9 +15,16 @@ mod connect_edge;
 mod connect_fixture;
 mod connect_logs;
 mod connect_oauth;
-mod connect_openapi;
 mod connect_status;
+mod http_fuzz;
 mod infra_template;
+mod openapi_routes;
+mod reports_edge;
+mod reports_fixture;
+mod reports_licenses;
+mod reports_settings;
+mod reports_syncs;
+mod reports_users;
 mod sso_entra;
 mod sso_google;
 mod sso_okta;

@@ -5,6 +5,7 @@
 pub mod apigw;
 pub mod aws;
 pub mod boxsim;
+pub mod fuzz;
 pub mod lambda_api;
 pub mod logs;
 pub mod sync;

@@ -1,30 +1,38 @@
 //! deactivate: deactivates, reactivates and deletes Box users on request, with safety rails,
-//! idempotency and an audit trail. Wiring only: the logic lives in `seatsync`.
+//! idempotency, a daily cap and an audit trail. Wiring only: the logic and the HTTP API live in
+//! `seatsync::actions`.
 
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use std::sync::Arc;
+
+use lambda_http::{Error, run};
+use seatsync::actions::{ActionsConfig, ActionsService, router};
 use seatsync::boxapi::RetryPolicy;
 use seatsync::config::ProcessEnv;
-use seatsync::problem::Problem;
+use seatsync::connection::AppConfig;
 use seatsync::runtime::{Clients, CommonConfig};
+use seatsync::tokens::{TokenProvider, TokenProviderOptions};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     seatsync::telemetry::init();
     let config = CommonConfig::from_env(&ProcessEnv)?;
+    let actions = ActionsConfig::from_env(&ProcessEnv)?;
+    // API Gateway gives up after 29 s: Box calls retry within that.
     let clients = Clients::build(&config, RetryPolicy::interactive()).await?;
-    tracing::info!(table = %config.table_name, "deactivate ready");
-    run(service_fn(|request: Request| handle(&clients, request))).await
-}
-
-/// The license actions arrive with the "License actions" issue; until then every route answers
-/// a clear 501 instead of pretending to work.
-async fn handle(_clients: &Clients, request: Request) -> Result<Response<Body>, Error> {
-    let detail = format!(
-        "{} {} is not available in this version of seatsync",
-        request.method(),
-        request.uri().path()
+    let app = AppConfig::load(&clients.secrets, &actions.app_secret_id).await?;
+    let tokens = TokenProvider::new(
+        Arc::new(clients.secrets.clone()),
+        clients.table.clone(),
+        clients.box_api.clone(),
+        app.box_app,
+        TokenProviderOptions::default(),
     );
-    Ok(Problem::new(501, "Not Implemented", detail)
-        .into_response()
-        .map(Body::from))
+    let service = ActionsService::new(
+        actions,
+        clients.table.clone(),
+        Arc::new(tokens),
+        clients.box_api.clone(),
+    );
+    tracing::info!(table = %config.table_name, "deactivate ready");
+    run(router(Arc::new(service))).await
 }

@@ -85,3 +85,34 @@ async fn missing_configuration_fails_at_cold_start_naming_the_variable() {
         assert!(stderr.contains(missing), "{missing}: {stderr}");
     }
 }
+
+/// The local tool's development identity (`x-seatsync-dev-tenant`) means nothing to a deployed
+/// function: without API Gateway's verified claims the answer is 401, whatever the headers say.
+#[tokio::test]
+async fn the_local_dev_identity_header_is_ignored_by_the_deployed_function() {
+    let aws = TestAws::new().await;
+    let app_secret = store_app_secret(&aws).await;
+    let env: Vec<_> = CONNECT_ENV
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "APP_SECRET_ID")
+        .collect();
+    let f = start_function_on_aws(
+        BIN,
+        "oauth-callback",
+        &aws,
+        &[env.as_slice(), &[("APP_SECRET_ID", app_secret.as_str())]].concat(),
+    )
+    .await;
+    let mut event = http_api_event("GET", "/connections/box", json!({}));
+    event["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    event["headers"]["x-seatsync-dev-tenant"] = json!("acme");
+    event["headers"]["x-seatsync-dev-sub"] = json!("someone");
+    let id = f.api.invoke(event);
+    let answer = f
+        .api
+        .answer(&id, Duration::from_secs(60))
+        .await
+        .expect("the function answered");
+    assert_eq!(answer.body["statusCode"], 401, "{}", answer.body);
+}

@@ -23,8 +23,11 @@ pub const EVENTS_PAGE_LIMIT: u32 = 500;
 const MAX_EVENT_PAGES: u32 = 200_000;
 /// Pages in a row that bring nothing new at the same position before the stream gives up.
 const MAX_STALLED_PAGES: u32 = 3;
-/// How many recent event ids are remembered for deduplication.
-const DEDUPE_MEMORY: usize = 50_000;
+/// How many recent event ids are remembered for deduplication: five full pages. A repeat within
+/// one stream comes from a replayed position, at most a page or two back; repeats across runs
+/// (the checkpoint's overlap) are never in the same stream and are harmless to a latest-login
+/// max. Each concurrent slice holds its own memory, so this is paid `slices` times per sync.
+const DEDUPE_MEMORY: usize = 5 * EVENTS_PAGE_LIMIT as usize;
 
 /// Which admin events to read.
 #[derive(Debug, Clone)]
@@ -60,16 +63,17 @@ pub struct EventsPage {
     pub received: usize,
 }
 
+/// Recent event ids, each held once (shared by the set and the eviction order).
 struct RecentIds {
-    set: HashSet<String>,
-    order: VecDeque<String>,
+    set: HashSet<std::sync::Arc<str>>,
+    order: VecDeque<std::sync::Arc<str>>,
 }
 
 impl RecentIds {
     fn new() -> Self {
         Self {
-            set: HashSet::new(),
-            order: VecDeque::new(),
+            set: HashSet::with_capacity(DEDUPE_MEMORY),
+            order: VecDeque::with_capacity(DEDUPE_MEMORY),
         }
     }
 
@@ -83,8 +87,9 @@ impl RecentIds {
                 self.set.remove(&old);
             }
         }
-        self.set.insert(id.to_owned());
-        self.order.push_back(id.to_owned());
+        let id: std::sync::Arc<str> = id.into();
+        self.set.insert(id.clone());
+        self.order.push_back(id);
         true
     }
 }

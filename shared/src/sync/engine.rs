@@ -5,7 +5,7 @@
 //! leaves the previous state intact. Near its deadline a run saves its progress and says
 //! [`SyncOutcome::Continued`]; the next invocation resumes it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -229,9 +229,18 @@ impl Syncer {
             }
         };
 
-        // 2. Users: compare each with its stored state; write only what changed.
+        // 2. Users: compare each with its stored state; write only what changed. Each listed user
+        //    leaves the stored map, so what remains after a complete listing is who is gone, and
+        //    the summary is counted on the way (one copy of the users in memory, not two).
         let mut stored = self.store.load_users(tenant).await?;
-        let mut seen: HashSet<String> = HashSet::with_capacity(stored.len());
+        let provider = sso.as_ref().map_or_else(|| "box".to_owned(), |s| s.provider.clone());
+        let mut summary = summarize(
+            std::iter::empty(),
+            plan.source,
+            provider,
+            history_since.or(checkpoint.history_since),
+            now,
+        );
         let mut pending: Vec<UserLicense> = Vec::new();
         for user_type in [UserType::Managed, UserType::External] {
             let token = self.tokens.token(tenant, None).await?;
@@ -244,11 +253,11 @@ impl Syncer {
                     _ => UserKind::Managed,
                 };
                 let activity = activity_of(&user, &logins, sso.as_ref());
-                let next = UserLicense::from_box(&user, kind, activity, stored.get(&user.id), now);
-                seen.insert(user.id.clone());
-                if stored.get(&user.id).is_none_or(|old| !old.same_state(&next)) {
-                    pending.push(next.clone());
-                    stored.insert(user.id.clone(), next);
+                let previous = stored.remove(&user.id);
+                let next = UserLicense::from_box(&user, kind, activity, previous.as_ref(), now);
+                count_user(&mut summary, &next, 1);
+                if previous.is_none_or(|old| !old.same_state(&next)) {
+                    pending.push(next);
                     if pending.len() >= self.options.write_chunk {
                         tally.items_written += self.store.put_users(tenant, &pending).await? as u64;
                         pending.clear();
@@ -257,25 +266,17 @@ impl Syncer {
             }
         }
         // 3. The listing is complete: now, and only now, mark the missing as removed.
-        for (id, user) in stored.iter_mut() {
-            if user.removed_at.is_none() && !seen.contains(id) {
+        for (_, mut user) in stored {
+            if user.removed_at.is_none() {
                 user.removed_at = Some(now);
                 user.last_seen_at = now;
-                pending.push(user.clone());
+                pending.push(user);
             }
         }
         if !pending.is_empty() {
             tally.items_written += self.store.put_users(tenant, &pending).await? as u64;
         }
         // 4. The summary, replaced whole.
-        let provider = sso.as_ref().map_or_else(|| "box".to_owned(), |s| s.provider.clone());
-        let summary = summarize(
-            stored.values(),
-            plan.source,
-            provider,
-            history_since.or(checkpoint.history_since),
-            now,
-        );
         self.store.put_summary(tenant, &summary).await?;
         tally.items_written += 1;
         if let Some(to) = window_to {
@@ -310,7 +311,12 @@ impl Syncer {
             }
             None => {
                 let from = checkpoint.events_until.map_or(now - backfill, |t| t - overlap);
-                (new_progress(plan.kind, from, now, self.options.slices), HashMap::new())
+                // A slice per day at most: a short window (an hour's overlap) is one stream.
+                let days = usize::try_from((now - from).num_days() + 1).unwrap_or(1);
+                (
+                    new_progress(plan.kind, from, now, self.options.slices.min(days)),
+                    HashMap::new(),
+                )
             }
         };
         let since = progress.slices.first().map_or(now, |s| s.from);

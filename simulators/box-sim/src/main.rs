@@ -1,22 +1,37 @@
-//! `box-sim`: runs the Box API simulator on loopback for the local demo and manual testing.
+//! `box-sim`: runs the Box API simulator on loopback for the local demo, manual testing and the
+//! usage-sync benchmark (`tools/sync-bench`), which runs it as a separate process so the bench's
+//! memory is the sync's alone. With `--summary` it prints the enterprise's ground truth after the
+//! listening line and its request counters when it stops, one JSON line each.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use box_sim::{BoxSim, Plan, SimConfig};
+use box_sim::{BoxSim, Endpoint, Plan, SimConfig};
 
 const USAGE: &str = "usage: box-sim [--port N] [--seed N] [--users N] [--history-days N] [--plan enterprise|business]
+              [--enterprise-id S] [--login-events N] [--app-users F] [--never-logged-in F] [--external-users N]
               [--latency-ms N] [--share-429 F] [--share-5xx F] [--share-drop F] [--short-pages F]
-              [--rate-limit N] [--client-id S] [--client-secret S] [--redirect-uri S] [--contract]";
+              [--rate-limit N] [--client-id S] [--client-secret S] [--redirect-uri S] [--contract] [--summary]";
 
-fn parse(args: &[String]) -> anyhow::Result<(SimConfig, u16)> {
+struct Cli {
+    config: SimConfig,
+    port: u16,
+    summary: bool,
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Cli> {
     let mut c = SimConfig::default();
     let mut port = 0u16;
+    let mut summary = false;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
             println!("{USAGE}");
             std::process::exit(0);
+        }
+        if flag == "--summary" {
+            summary = true;
+            continue;
         }
         if flag == "--contract" {
             c.contract_spec = Some(
@@ -34,6 +49,11 @@ fn parse(args: &[String]) -> anyhow::Result<(SimConfig, u16)> {
             "--seed" => c.seed = v.parse().map_err(|e| bad(&e))?,
             "--users" => c.enterprise.users = v.parse().map_err(|e| bad(&e))?,
             "--history-days" => c.enterprise.history_days = v.parse().map_err(|e| bad(&e))?,
+            "--enterprise-id" => c.enterprise.enterprise_id = v.clone(),
+            "--login-events" => c.enterprise.total_login_events = Some(v.parse().map_err(|e| bad(&e))?),
+            "--app-users" => c.enterprise.app_users = share(v).map_err(|e| bad(&e))?,
+            "--never-logged-in" => c.enterprise.never_logged_in = share(v).map_err(|e| bad(&e))?,
+            "--external-users" => c.enterprise.external_users = v.parse().map_err(|e| bad(&e))?,
             "--plan" => {
                 c.enterprise.plan = match v.as_str() {
                     "enterprise" => Plan::Enterprise,
@@ -53,19 +73,76 @@ fn parse(args: &[String]) -> anyhow::Result<(SimConfig, u16)> {
             _ => anyhow::bail!("unknown flag {flag}\n{USAGE}"),
         }
     }
-    Ok((c, port))
+    Ok(Cli {
+        config: c,
+        port,
+        summary,
+    })
+}
+
+/// A share of the users, 0 to 1.
+fn share(v: &str) -> anyhow::Result<f64> {
+    let f: f64 = v.parse()?;
+    anyhow::ensure!((0.0..=1.0).contains(&f), "expected a share between 0 and 1");
+    Ok(f)
+}
+
+/// The ground truth a benchmark checks a sync against.
+fn summary_json(sim: &BoxSim) -> serde_json::Value {
+    let users = sim.users();
+    let external = users.iter().filter(|u| u.is_external).count();
+    let app = users.iter().filter(|u| u.is_app_user && !u.is_external).count();
+    serde_json::json!({
+        "enterprise_id": sim.enterprise_id(),
+        "managed_users": users.len() - external - app,
+        "app_users": app,
+        "external_users": external,
+        "users_with_login": users.iter().filter(|u| u.last_login.is_some()).count(),
+        "login_events": sim.login_event_count(),
+        "events": sim.event_count(),
+        "now": sim.now().to_rfc3339(),
+    })
+}
+
+/// Requests answered so far: in all, rate limited (429), and by the endpoints a sync uses.
+fn counters_json(sim: &BoxSim) -> serde_json::Value {
+    let c = sim.counters();
+    let all = [
+        Endpoint::Authorize,
+        Endpoint::Token,
+        Endpoint::Revoke,
+        Endpoint::UsersMe,
+        Endpoint::Users,
+        Endpoint::UserGet,
+        Endpoint::UserUpdate,
+        Endpoint::UserDelete,
+        Endpoint::TransferContent,
+        Endpoint::TerminateSessions,
+        Endpoint::Events,
+    ];
+    serde_json::json!({
+        "total": c.total_all(),
+        "rate_limited": all.iter().map(|&ep| c.get(ep, 429)).sum::<u64>(),
+        "users": c.total(Endpoint::Users),
+        "events": c.total(Endpoint::Events),
+        "token": c.total(Endpoint::Token),
+        "dropped": c.dropped(),
+    })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (config, port) = parse(&args)?;
-    let sim = BoxSim::start_on(config, SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let cli = parse(&args)?;
+    let sim = BoxSim::start_on(cli.config, SocketAddr::from(([127, 0, 0, 1], cli.port))).await?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         writeln!(out, "box-sim listening on {}", sim.api_base())?;
+        if cli.summary {
+            writeln!(out, "box-sim summary {}", summary_json(&sim))?;
+        }
         out.flush()?;
     }
     tracing::info!(enterprise_id = %sim.enterprise_id(), primary_admin = %sim.primary_admin_id(), "box-sim ready");
@@ -73,6 +150,12 @@ async fn main() -> anyhow::Result<()> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+    if cli.summary {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "box-sim counters {}", counters_json(&sim))?;
+        out.flush()?;
     }
     sim.shutdown().await;
     Ok(())

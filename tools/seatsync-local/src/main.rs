@@ -1,227 +1,109 @@
-//! `seatsync-local`: seatsync end to end on this machine. It starts the Box simulator (a
-//! realistic enterprise), uses the local AWS endpoint that `scripts/demo` started (moto), then:
-//! connects through OAuth (simulated consent), stores the tokens in Secrets Manager and the
-//! connection in DynamoDB, lists every user, reads their LOGIN events, and prints the license
-//! report, checked against the simulator's ground truth.
+//! `seatsync-local`: seatsync on this machine, end to end, through the real handlers.
 //!
-//! Run it through `scripts/demo`, which starts and stops the local AWS endpoint.
+//! - `seatsync-local demo` (what `scripts/demo` runs): connect Box through OAuth (simulated consent),
+//!   a scheduled sync through the queue, the license report, a dry-run and a real deactivation of the
+//!   most inactive user, and the audit trail — against the Box simulator, or against a real enterprise
+//!   when `BOX_CLIENT_ID`, `BOX_CLIENT_SECRET` and `BOX_ENTERPRISE_ID` are set (then read-only: no
+//!   user is changed).
+//! - `seatsync-local serve --dev-identity [--port 8080]` (what `scripts/local-api` runs): the same
+//!   stack, connected and synced, with the HTTP API on loopback for curl; the development identity
+//!   header `x-seatsync-dev-tenant: acme` stands in for API Gateway's JWT authorizer.
+//!
+//! Both expect the local AWS endpoint in `AWS_ENDPOINT_URL` (the scripts start it) and stop
+//! everything they started on exit and on Ctrl-C.
 
-use std::collections::HashMap;
-use std::time::Instant;
+mod demo;
+mod dev_identity;
+mod stack;
 
-use anyhow::{Context, bail, ensure};
-use box_sim::{BoxSim, EnterpriseSpec, SimConfig};
-use chrono::{Duration, Utc};
-use futures::TryStreamExt;
-use rand::RngCore;
-use seatsync::boxapi::{AppCredentials, BoxClient, BoxEndpoints, ClientOptions, EventsQuery, UserType, scopes};
-use seatsync::ids::TenantId;
-use seatsync::license::{SeatCounts, count_seats, fold_last_logins};
-use seatsync::storage::schema::{SK_CONNECTION_BOX, tenant_pk};
-use seatsync::storage::{BoxTokenSet, PutOutcome, SecretStore, Table, TokenKind, load_aws_config, request_token_from};
-use secrecy::SecretString;
+use std::net::SocketAddr;
 
-const REDIRECT_URI: &str = "https://seatsync.localhost/oauth/box/callback";
-const HISTORY_DAYS: u32 = 180;
+use anyhow::bail;
 
-#[derive(serde::Serialize)]
-struct ConnectionRecord {
-    status: &'static str,
-    enterprise_id: String,
-    enterprise_name: Option<String>,
-    connected_by_box_id: String,
-    connected_by_login: Option<String>,
-    scopes: Vec<String>,
-    connected_at: chrono::DateTime<Utc>,
+struct Args {
+    command: String,
+    users: usize,
+    port: u16,
+    dev_identity: bool,
 }
 
-fn step(text: &str) {
-    println!("→ {text}");
+fn parse() -> anyhow::Result<Args> {
+    let mut args = Args {
+        command: "demo".into(),
+        users: 3_000,
+        port: 8080,
+        dev_identity: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "demo" | "serve" => args.command = arg,
+            "--users" => args.users = it.next().unwrap_or_default().parse()?,
+            "--port" => args.port = it.next().unwrap_or_default().parse()?,
+            "--dev-identity" => args.dev_identity = true,
+            "-h" | "--help" => {
+                println!("usage: seatsync-local [demo | serve [--dev-identity] [--port 8080]] [--users 3000]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    if !(1..=200_000).contains(&args.users) {
+        bail!("--users must be 1 to 200,000");
+    }
+    Ok(args)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let endpoint =
-        std::env::var("AWS_ENDPOINT_URL").context("AWS_ENDPOINT_URL is not set: run this through scripts/demo")?;
-    let users: usize = std::env::var("SEATSYNC_DEMO_USERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3_000);
-    let started = Instant::now();
-
-    step(&format!(
-        "starting the Box simulator: {users} users, {HISTORY_DAYS} days of logins"
-    ));
-    let config = SimConfig {
-        seed: 2026,
-        redirect_uri: Some(REDIRECT_URI.into()),
-        enterprise: EnterpriseSpec {
-            users,
-            history_days: HISTORY_DAYS,
-            ..EnterpriseSpec::default()
-        },
-        ..SimConfig::default()
-    };
-    let app = AppCredentials {
-        client_id: config.client_id.clone(),
-        client_secret: SecretString::from(config.client_secret.clone()),
-    };
-    let sim = BoxSim::start(config).await?;
-    let result = run(&sim, &app, &endpoint).await;
-    sim.shutdown().await;
-    let counts = result?;
-    println!("\nseatsync ran end to end in {:.1} s", started.elapsed().as_secs_f64());
-    print_report(&counts);
-    Ok(())
-}
-
-async fn run(sim: &BoxSim, app: &AppCredentials, aws_endpoint: &str) -> anyhow::Result<SeatCounts> {
-    let box_api = BoxClient::new(
-        BoxEndpoints::new(&sim.api_base(), &sim.account_base())?,
-        ClientOptions::default(),
-    )?;
-    let sdk = load_aws_config().await;
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let table_name = format!("seatsync-demo-{}", &suffix[..8]);
-    step(&format!(
-        "creating DynamoDB table {table_name} on the local AWS endpoint {aws_endpoint}"
-    ));
-    let table = Table::create(aws_sdk_dynamodb::Client::new(&sdk), &table_name).await?;
-    let secrets = SecretStore::with_prefix(
-        aws_sdk_secretsmanager::Client::new(&sdk),
-        format!("seatsync-demo-{}/", &suffix[..8]),
-    );
-    let tenant = TenantId::parse("acme")?;
-
-    step("connecting Box through OAuth (the simulator consents as the primary admin)");
-    let mut state_bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut state_bytes);
-    let state: String = state_bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let authorize = box_api.authorize_url(
-        &app.client_id,
-        REDIRECT_URI,
-        &SecretString::from(state.clone()),
-        &scopes::BASE,
-    );
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let consent = browser.get(authorize).send().await.context("open the authorize page")?;
-    let location = consent
-        .headers()
-        .get("location")
-        .context("no redirect from the authorize page")?
-        .to_str()?;
-    let callback = url::Url::parse(location)?;
-    let params: HashMap<String, String> = callback.query_pairs().into_owned().collect();
-    ensure!(
-        params.get("state") == Some(&state),
-        "the callback's state does not match"
-    );
-    let code = SecretString::from(params.get("code").context("no code in the callback")?.clone());
-    let grant = box_api.exchange_code(app, &code, REDIRECT_URI).await?;
-    let me = box_api.me(&grant.access_token).await?;
-    if !me.role.is_some_and(|r| r.is_admin()) {
-        bail!("the connecting user is not a Box admin or co-admin");
-    }
-    let enterprise = me.enterprise.clone().context("the connecting user has no enterprise")?;
-
-    let tokens = BoxTokenSet {
-        kind: TokenKind::OAuth,
-        access_token: grant.access_token.clone(),
-        access_expires_at: grant.expires_at,
-        refresh_token: grant.refresh_token.clone(),
-        obtained_at: Utc::now(),
-        client_id: None,
-        client_secret: None,
-        enterprise_id: Some(enterprise.id.clone()),
-    };
-    let secret_name = secrets.box_secret_name(&tenant);
-    secrets
-        .write_json(&secret_name, &tokens, &request_token_from(&code))
-        .await?;
-    let record = ConnectionRecord {
-        status: "connected",
-        enterprise_id: enterprise.id.clone(),
-        enterprise_name: enterprise.name.clone(),
-        connected_by_box_id: me.id.clone(),
-        connected_by_login: me.login.clone(),
-        scopes: scopes::BASE.iter().map(|s| s.to_string()).collect(),
-        connected_at: Utc::now(),
-    };
-    let outcome = table.put_new(&tenant_pk(&tenant), SK_CONNECTION_BOX, &record).await?;
-    ensure!(outcome == PutOutcome::Created, "tenant already connected");
-    println!(
-        "  connected enterprise {} ({}) as {}; tokens in secret {secret_name}",
-        enterprise.name.as_deref().unwrap_or("?"),
-        enterprise.id,
-        me.login.as_deref().unwrap_or("?")
-    );
-
-    step("listing every managed user (marker paging, 1,000 per page)");
-    let all_users: Vec<_> = box_api
-        .users(grant.access_token.clone(), UserType::Managed)
-        .try_collect()
-        .await?;
-    println!("  {} users in {} Box calls so far", all_users.len(), box_api.calls());
-
-    step(&format!(
-        "reading LOGIN events of the last {HISTORY_DAYS} days from the admin event stream"
-    ));
-    let now = Utc::now();
-    let window = EventsQuery::logins(now - Duration::days(i64::from(HISTORY_DAYS)), now);
-    let mut last_login = HashMap::new();
-    let mut pages = box_api.admin_event_pages(grant.access_token.clone(), window);
-    let mut events = 0usize;
-    while let Some(page) = pages.try_next().await? {
-        events += page.events.len();
-        fold_last_logins(&mut last_login, &page.events);
-    }
-    println!("  {events} LOGIN events; {} Box calls in all", box_api.calls());
-
-    let truth = sim.users();
-    let mismatches = all_users
-        .iter()
-        .filter(|u| truth.iter().find(|t| t.id == u.id).map(|t| t.last_login) != Some(last_login.get(&u.id).copied()))
-        .count();
-    println!("  last logins checked against the simulator's ground truth: {mismatches} mismatches");
-    ensure!(
-        mismatches == 0,
-        "{mismatches} users' last login differs from the simulator's ground truth"
-    );
-    Ok(count_seats(&all_users, &last_login, now))
-}
-
-fn print_report(c: &SeatCounts) {
-    let pct = |n: u64| {
-        if c.seat_holders == 0 {
-            0.0
-        } else {
-            100.0 * n as f64 / c.seat_holders as f64
+    let args = parse()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SEATSYNC_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let work = async {
+        match args.command.as_str() {
+            "serve" => serve(&args).await,
+            _ => demo::run(args.users).await,
         }
     };
-    println!("\nLicense report (activity source: Box admin events, LOGIN)");
-    println!(
-        "  {:<42} {:>8}",
-        "seats held (managed users, app users excluded)", c.seat_holders
-    );
-    println!(
-        "  {:<42} {:>8}  {:>5.1}%",
-        "active in the last 30 days",
-        c.active_30d,
-        pct(c.active_30d)
-    );
-    for (label, n) in [
-        ("inactive 30+ days", c.inactive_30d),
-        ("inactive 60+ days", c.inactive_60d),
-        ("inactive 90+ days", c.inactive_90d),
-    ] {
-        println!("  {label:<42} {n:>8}  {:>5.1}%", pct(n));
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\ninterrupted: stopping (the simulator and the local AWS endpoint go with this run)");
+            Ok(())
+        }
     }
-    println!("  {:<42} {:>8}", "never logged in", c.never_logged_in);
-    println!("  {:<42} {:>8}", "deactivated (still hold paid seats)", c.deactivated);
-    println!("  {:<42} {:>8}", "admins and co-admins", c.admins);
-    println!("  {:<42} {:>8}", "app users (no seat)", c.app_users);
-    println!("\nBox facts: deactivated users still hold paid seats; deleting a user frees a seat for someone");
-    println!("else but does not lower the bill — only reducing the subscription does, at renewal.");
+}
+
+async fn serve(args: &Args) -> anyhow::Result<()> {
+    let target = stack::BoxTarget::from_env(args.users).await?;
+    println!("→ Box: {}", target.describe());
+    let stack = stack::Stack::start(target).await?;
+    let (addr, _server) = stack
+        .serve(SocketAddr::from(([127, 0, 0, 1], args.port)), args.dev_identity)
+        .await?;
+    let base = format!("http://{addr}");
+    demo::connect_and_sync(&stack, &base, args.dev_identity).await?;
+    println!("\nThe seatsync API is listening on {base} (Ctrl-C stops it).");
+    if args.dev_identity {
+        println!(
+            "Development identity ON: the header `{}: acme` stands in for the JWT authorizer.",
+            dev_identity::TENANT_HEADER
+        );
+        println!("  curl -s -H '{}: acme' {base}/licenses", dev_identity::TENANT_HEADER);
+        println!(
+            "  curl -s -H '{}: acme' '{base}/licenses/users?state=inactive&limit=5'",
+            dev_identity::TENANT_HEADER
+        );
+        println!(
+            "  curl -s -H '{}: acme' -H 'accept: text/csv' '{base}/licenses/users?limit=20'",
+            dev_identity::TENANT_HEADER
+        );
+        println!("  curl -s {base}/licenses        # no identity: 401");
+    } else {
+        println!("Development identity OFF: every authenticated route answers 401 (start with --dev-identity).");
+    }
+    std::future::pending::<()>().await;
+    Ok(())
 }

@@ -1,5 +1,5 @@
-//! The project's OpenAPI file describes exactly the routes the connect router serves, with the
-//! callback's redirect reasons documented.
+//! The project's OpenAPI file describes exactly the routes the three HTTP functions serve (connect,
+//! license actions, reports and settings), with their security and the callback's redirect reasons.
 
 use std::collections::BTreeSet;
 
@@ -27,30 +27,33 @@ fn openapi_file_matches_the_router() {
             }
         }
     }
-    let served: BTreeSet<_> = ROUTES
+    assert_eq!(documented, served());
+}
+
+/// Every (method, path) the routers serve.
+fn served() -> BTreeSet<(String, String)> {
+    let connect = ROUTES.iter().map(|r| (r.method().to_owned(), r.path().to_owned()));
+    let actions = seatsync::actions::ROUTES
         .iter()
-        .map(|r| (r.method().to_owned(), r.path().to_owned()))
-        .collect();
-    assert_eq!(documented, served);
+        .map(|r| (r.method().to_owned(), r.path().to_owned()));
+    let reports = seatsync::reports::ROUTES
+        .iter()
+        .map(|r| (r.method().to_owned(), r.path().to_owned()));
+    connect.chain(actions).chain(reports).collect()
 }
 
 #[test]
 fn openapi_file_documents_security_and_every_redirect_reason() {
     let (text, spec) = spec();
-    for route in ROUTES {
-        let operation = &spec["paths"][route.path()][route.method().to_ascii_lowercase()];
+    for (method, path) in served() {
+        let operation = &spec["paths"][path.as_str()][method.to_ascii_lowercase()];
         let security = operation["security"]
             .as_sequence()
             .expect("every operation states its security");
-        if route.path() == "/oauth/box/callback" {
+        if path == "/oauth/box/callback" {
             assert!(security.is_empty(), "the callback has no authorizer");
         } else {
-            assert!(
-                !security.is_empty(),
-                "{} {} needs the JWT",
-                route.method(),
-                route.path()
-            );
+            assert!(!security.is_empty(), "{method} {path} needs the JWT");
         }
     }
     for reason in RefusalReason::ALL {

@@ -1,0 +1,303 @@
+//! The licenses API as an axum router: thin handlers that take the identity, query and body at
+//! the edge, call [`ReportsService`], and map its answers (and every error) to HTTP in one place.
+//! The routes are listed once in [`ROUTES`].
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRef, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post, put};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::{Map, Value};
+
+use super::users::{self, UserQuery};
+use super::{ReportsError, ReportsService, parse_settings};
+use crate::api::{ApiError, ApiJson, Identity, TenantClaim, method_not_allowed, not_found};
+
+/// Every route of the licenses API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Licenses,
+    Users,
+    Audit,
+    GetSettings,
+    PutSettings,
+    StartSync,
+}
+
+/// The routes the router serves, in one list (the OpenAPI fragment describes exactly these).
+pub const ROUTES: [Route; 6] = [
+    Route::Licenses,
+    Route::Users,
+    Route::Audit,
+    Route::GetSettings,
+    Route::PutSettings,
+    Route::StartSync,
+];
+
+/// Audit records per page at most, and by default.
+const MAX_AUDIT_LIMIT: u32 = 500;
+const DEFAULT_AUDIT_LIMIT: u32 = 50;
+
+impl Route {
+    pub fn method(self) -> &'static str {
+        self.method_and_path().0
+    }
+
+    pub fn path(self) -> &'static str {
+        self.method_and_path().1
+    }
+
+    pub fn method_and_path(self) -> (&'static str, &'static str) {
+        match self {
+            Route::Licenses => ("GET", "/licenses"),
+            Route::Users => ("GET", "/licenses/users"),
+            Route::Audit => ("GET", "/audit"),
+            Route::GetSettings => ("GET", "/settings"),
+            Route::PutSettings => ("PUT", "/settings"),
+            Route::StartSync => ("POST", "/syncs"),
+        }
+    }
+
+    fn handler(self) -> MethodRouter<Arc<ReportsService>> {
+        match self {
+            Route::Licenses => get(licenses),
+            Route::Users => get(list_users),
+            Route::Audit => get(audit),
+            Route::GetSettings => get(get_settings),
+            Route::PutSettings => put(put_settings),
+            Route::StartSync => post(start_sync),
+        }
+    }
+}
+
+impl FromRef<Arc<ReportsService>> for TenantClaim {
+    fn from_ref(service: &Arc<ReportsService>) -> Self {
+        TenantClaim(Arc::from(service.config().tenant_claim.as_str()))
+    }
+}
+
+/// The licenses API. Unknown paths answer 404 and wrong methods 405, both as problem+json.
+pub fn router(service: Arc<ReportsService>) -> Router {
+    ROUTES
+        .iter()
+        .fold(Router::new(), |router, route| {
+            // axum merges the method routers of one path (GET and PUT /settings).
+            router.route(route.path(), route.handler())
+        })
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(service)
+}
+
+impl From<ReportsError> for ApiError {
+    fn from(e: ReportsError) -> Self {
+        match e {
+            ReportsError::InvalidInput { field, detail } => ApiError::invalid_field(&field, detail),
+            ReportsError::Conflict(detail) => ApiError::Conflict(detail),
+            ReportsError::Unexpected(e) => ApiError::Unexpected(e),
+        }
+    }
+}
+
+fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %identity.tenant))]
+async fn licenses(
+    State(service): State<Arc<ReportsService>>,
+    identity: Identity,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    no_query(query.as_deref())?;
+    Ok(json_response(
+        StatusCode::OK,
+        &service.licenses(&identity.tenant).await?,
+    ))
+}
+
+/// Whether the caller asked for CSV (`Accept: text/csv`, alone or among others).
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            range
+                .split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv"))
+        })
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %identity.tenant))]
+async fn list_users(
+    State(service): State<Arc<ReportsService>>,
+    identity: Identity,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let csv = wants_csv(&headers);
+    let query = UserQuery::parse(raw.as_deref(), csv).map_err(|e| ApiError::invalid_field(e.field, e.detail))?;
+    let page = service.users(&identity.tenant, &query).await?;
+    if !csv {
+        return Ok(json_response(StatusCode::OK, &page));
+    }
+    let (body, rows) = users::to_csv(&page.users);
+    let next = if rows < page.users.len() {
+        // Cut short by size: continue after the last row sent.
+        rows.checked_sub(1)
+            .map(|last| users::cursor_after(&identity.tenant, &query, &page.users[last]))
+    } else {
+        page.next_cursor.clone()
+    };
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"seatsync-users.csv\""),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(cursor) = next {
+        let link = format!("</licenses/users?{}>; rel=\"next\"", query.next_query(&cursor));
+        h.insert(
+            header::LINK,
+            HeaderValue::from_str(&link).map_err(|e| ApiError::Unexpected(e.into()))?,
+        );
+    }
+    Ok(response)
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %identity.tenant))]
+async fn audit(
+    State(service): State<Arc<ReportsService>>,
+    identity: Identity,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut limit = DEFAULT_AUDIT_LIMIT;
+    let mut cursor: Option<String> = None;
+    let mut seen: Vec<String> = Vec::new();
+    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if seen.iter().any(|k| *k == key) {
+            return Err(ApiError::invalid_field(
+                "query",
+                format!("`{}` is given more than once", short(&key)),
+            ));
+        }
+        seen.push(key.clone().into_owned());
+        match key.as_ref() {
+            "limit" => {
+                limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_AUDIT_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid_field(
+                            "limit",
+                            format!("`limit` must be a whole number from 1 to {MAX_AUDIT_LIMIT}"),
+                        )
+                    })?;
+            }
+            "cursor" => {
+                if value.is_empty() {
+                    return Err(ApiError::invalid_field("cursor", "`cursor` must not be empty"));
+                }
+                cursor = Some(value.into_owned());
+            }
+            other => {
+                return Err(ApiError::invalid_field(
+                    "query",
+                    format!("unknown query parameter `{}`; use limit and cursor", short(other)),
+                ));
+            }
+        }
+    }
+    let page = service.audit(&identity.tenant, limit, cursor.as_deref()).await?;
+    Ok(json_response(StatusCode::OK, &page))
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %identity.tenant))]
+async fn get_settings(
+    State(service): State<Arc<ReportsService>>,
+    identity: Identity,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    no_query(query.as_deref())?;
+    Ok(json_response(
+        StatusCode::OK,
+        &service.settings(&identity.tenant).await?,
+    ))
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %identity.tenant))]
+async fn put_settings(
+    State(service): State<Arc<ReportsService>>,
+    identity: Identity,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let update = parse_settings(body)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &service.put_settings(&identity.tenant, update).await?,
+    ))
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %identity.tenant))]
+async fn start_sync(State(service): State<Arc<ReportsService>>, identity: Identity) -> Result<Response, ApiError> {
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &service.start_sync(&identity.tenant).await?,
+    ))
+}
+
+/// Routes without parameters refuse any, so a typo is not silently ignored.
+fn no_query(query: Option<&str>) -> Result<(), ApiError> {
+    match query {
+        Some(q) if !q.is_empty() => Err(ApiError::invalid_field(
+            "query",
+            "this resource takes no query parameters",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn short(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_unique() {
+        let mut seen: Vec<_> = ROUTES.iter().map(|r| r.method_and_path()).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), ROUTES.len());
+    }
+
+    #[test]
+    fn csv_is_chosen_from_accept() {
+        let mut headers = HeaderMap::new();
+        assert!(!wants_csv(&headers));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/csv;q=0.9"),
+        );
+        assert!(wants_csv(&headers));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        assert!(!wants_csv(&headers));
+    }
+}

@@ -1,0 +1,741 @@
+//! What a tenant reads and sets: the license report with the Box facts a buyer needs, the user
+//! list (JSON or CSV), the audit trail, the settings (SSO credentials go to Secrets Manager and
+//! never come back), and a manual sync. [`ReportsService`] is the domain; [`router`] is its HTTP
+//! API (the `licenses-api` function). Every call is for the caller's tenant only: the tenant comes
+//! from the verified JWT claim and is the partition of every read.
+
+mod http;
+pub mod users;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, DurationRound as _, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::audit::{AuditLog, AuditRecord};
+use crate::config::{ConfigError, Env, or_default, required};
+use crate::connection::{ActivitySource, ConnectionStatus, Connections};
+use crate::ids::TenantId;
+use crate::settings::{SettingsStore, SsoProviderKind, TenantSettings};
+use crate::sso::{HttpOptions, SsoConfig};
+use crate::storage::schema::{lease_sk, tenant_pk};
+use crate::storage::{SecretStore, StoreError, Table, request_token_from};
+use crate::sync::{LicenseReport, LicenseStore, SyncKind, SyncMessage, SyncOutcome, SyncQueue};
+
+pub use http::{ROUTES, Route, router};
+pub use users::{UserPage, UserQuery, UserRow};
+
+/// The Box facts every license answer carries, because buyers assume otherwise (box-api.md).
+pub const FACT_DEACTIVATED_HOLD_SEATS: &str =
+    "Deactivated Box users still hold paid seats: deactivation stops access, not billing.";
+pub const FACT_DELETE_FREES_SEAT: &str =
+    "Deleting a Box user frees the seat for someone else; it does not lower the bill.";
+pub const FACT_SEATS_DROP_AT_RENEWAL: &str = "The bill drops only when the subscription's seat count is reduced, at renewal; Box has no API to downgrade a license.";
+pub const FACT_NO_SEATS_API: &str =
+    "Box has no API for the number of seats purchased or their price: enter them in settings (PUT /settings).";
+
+/// The largest values settings accept.
+pub const MAX_SEATS: u32 = 10_000_000;
+pub const MAX_PRICE_MINOR: u64 = 1_000_000_000;
+pub const MAX_DAILY_ACTION_CAP: u32 = 10_000;
+pub const MAX_PROTECTED_LOGINS: usize = 1_000;
+
+/// The licenses API's configuration, parsed once at cold start.
+#[derive(Debug, Clone)]
+pub struct ReportsConfig {
+    /// `TENANT_CLAIM` (default `tenant_id`).
+    pub tenant_claim: String,
+    /// `SYNC_QUEUE_URL`: where `POST /syncs` queues a tenant's sync.
+    pub sync_queue_url: String,
+}
+
+impl ReportsConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            tenant_claim: or_default(env, "TENANT_CLAIM", "tenant_id"),
+            sync_queue_url: required(env, "SYNC_QUEUE_URL")?,
+        })
+    }
+}
+
+/// Why a request failed; each maps to one HTTP answer (see `http.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum ReportsError {
+    #[error("{detail}")]
+    InvalidInput { field: String, detail: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for ReportsError {
+    fn from(e: StoreError) -> Self {
+        Self::Unexpected(anyhow::Error::from(e))
+    }
+}
+
+fn invalid(field: &str, detail: impl Into<String>) -> ReportsError {
+    ReportsError::InvalidInput {
+        field: field.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+/// `GET /licenses`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LicensesView {
+    /// `None` until a complete (full) sync has stored a summary.
+    pub summary: Option<LicenseReport>,
+    /// Why `summary` is null, and what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub connection_status: ConnectionStatus,
+    pub last_sync: Option<LastSync>,
+    pub activity: ActivityView,
+    pub box_facts: BoxFacts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastSync {
+    pub kind: SyncKind,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: SyncOutcome,
+    pub box_calls: u64,
+    pub items_written: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActivityView {
+    /// `box_events` or `sso`; `None` while not connected.
+    pub source: Option<ActivitySource>,
+    /// `box`, `okta`, `entra` or `google`.
+    pub provider: Option<String>,
+    /// The earliest activity the source covered: "never" means "not since then".
+    pub history_since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BoxFacts {
+    pub deactivated_users_hold_seats: &'static str,
+    pub deleting_frees_a_seat_not_the_bill: &'static str,
+    pub seats_drop_only_at_renewal: &'static str,
+    pub seats_purchased_not_in_box_api: &'static str,
+}
+
+impl BoxFacts {
+    pub const ALL: BoxFacts = BoxFacts {
+        deactivated_users_hold_seats: FACT_DEACTIVATED_HOLD_SEATS,
+        deleting_frees_a_seat_not_the_bill: FACT_DELETE_FREES_SEAT,
+        seats_drop_only_at_renewal: FACT_SEATS_DROP_AT_RENEWAL,
+        seats_purchased_not_in_box_api: FACT_NO_SEATS_API,
+    };
+}
+
+/// `GET /audit`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditPage {
+    pub records: Vec<AuditRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /settings` and the answer to `PUT /settings`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SettingsView {
+    pub seats_purchased: Option<u32>,
+    pub price_per_seat_year_minor: Option<u64>,
+    pub currency: Option<String>,
+    pub inactivity_threshold_days: u16,
+    pub daily_action_cap: u32,
+    pub protected_logins: Vec<String>,
+    pub content_transfer: bool,
+    pub sso: SsoView,
+}
+
+/// The SSO provider and whether credentials are stored; never the credentials.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SsoView {
+    pub provider: Option<SsoProviderKind>,
+    pub configured: bool,
+}
+
+/// A validated `PUT /settings` body.
+pub struct SettingsUpdate {
+    pub settings: TenantSettings,
+    pub sso: SsoChange,
+}
+
+pub enum SsoChange {
+    /// `sso` absent: the stored provider and credentials stay.
+    Keep,
+    /// `sso: null`.
+    Remove,
+    Set(Box<SsoConfig>),
+}
+
+/// `POST /syncs`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncQueued {
+    pub queued: bool,
+    pub slot: String,
+}
+
+/// The lease a running sync holds (`LEASE#sync`), as `Table::try_acquire_lease` writes it.
+#[derive(Deserialize)]
+struct LeaseItem {
+    lease_until_ms: i64,
+}
+
+/// Reads a tenant's license state and settings, and writes its settings.
+pub struct ReportsService {
+    config: ReportsConfig,
+    table: Table,
+    store: Arc<dyn LicenseStore>,
+    settings: SettingsStore,
+    connections: Connections,
+    audit: AuditLog,
+    secrets: SecretStore,
+    queue: Arc<dyn SyncQueue>,
+}
+
+impl std::fmt::Debug for ReportsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportsService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReportsService {
+    pub fn new(config: ReportsConfig, table: Table, secrets: SecretStore, queue: Arc<dyn SyncQueue>) -> Self {
+        Self {
+            config,
+            store: Arc::new(table.clone()),
+            settings: SettingsStore::new(table.clone()),
+            connections: Connections::new(table.clone()),
+            audit: AuditLog::new(table.clone()),
+            table,
+            secrets,
+            queue,
+        }
+    }
+
+    pub fn config(&self) -> &ReportsConfig {
+        &self.config
+    }
+
+    /// The license report evaluated now, the last sync, and the Box facts.
+    #[tracing::instrument(skip(self), fields(tenant = %tenant))]
+    pub async fn licenses(&self, tenant: &TenantId) -> Result<LicensesView, ReportsError> {
+        let (summary, settings, checkpoint, connection) = tokio::try_join!(
+            self.store.get_summary(tenant),
+            self.settings.get(tenant),
+            self.store.get_checkpoint(tenant),
+            self.connections.get(tenant),
+        )?;
+        let now = Utc::now();
+        let connection_status = connection.as_ref().map_or(ConnectionStatus::Disconnected, |c| c.status);
+        let last_sync = checkpoint.as_ref().and_then(|c| c.last_run.as_ref()).map(|r| LastSync {
+            kind: r.kind,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            outcome: r.outcome,
+            box_calls: r.box_calls,
+            items_written: r.items_written,
+            error: r.error.clone(),
+        });
+        let activity = match &summary {
+            Some(s) => ActivityView {
+                source: Some(s.activity_source),
+                provider: Some(s.activity_provider.clone()),
+                history_since: s.history_since,
+            },
+            None => ActivityView {
+                source: connection.as_ref().map(|c| c.activity_source),
+                provider: connection.as_ref().map(|c| match c.activity_source {
+                    ActivitySource::BoxEvents => "box".to_owned(),
+                    ActivitySource::Sso => settings
+                        .sso_provider
+                        .map_or("sso (no provider set)", provider_str)
+                        .to_owned(),
+                }),
+                history_since: checkpoint.as_ref().and_then(|c| c.history_since),
+            },
+        };
+        let detail = summary.is_none().then(|| match connection_status {
+            ConnectionStatus::Connected => "a sync has not completed yet for this tenant (Box connection: connected); \
+                 the scheduled sync runs every 6 hours, or start one now with POST /syncs"
+                .to_owned(),
+            ConnectionStatus::ReauthRequired => "a sync has not completed yet, and the Box connection must be \
+                 authorized again (Box connection: reauth_required); connect Box again, then a sync runs"
+                .to_owned(),
+            ConnectionStatus::Disconnected => "a sync has not completed yet: Box is not connected \
+                 (Box connection: disconnected); connect Box first (POST /connections/box/start)"
+                .to_owned(),
+        });
+        Ok(LicensesView {
+            summary: summary.map(|s| s.report(&settings, now)),
+            detail,
+            connection_status,
+            last_sync,
+            activity,
+            box_facts: BoxFacts::ALL,
+        })
+    }
+
+    /// A page of the tenant's users. Loads every stored user of the tenant and filters and sorts
+    /// in memory (see [`users`]): bounded by the tenant's size.
+    #[tracing::instrument(skip(self, query), fields(tenant = %tenant))]
+    pub async fn users(&self, tenant: &TenantId, query: &UserQuery) -> Result<UserPage, ReportsError> {
+        let inactive_days = match query.inactive_days {
+            Some(days) => days,
+            None => self.settings.get(tenant).await?.inactivity_threshold_days,
+        };
+        // A bad cursor is refused before the tenant's users are read.
+        if query.cursor.is_some() {
+            users::page(tenant, query, inactive_days, Vec::new(), Utc::now())
+                .map_err(|e| invalid(e.field, e.detail))?;
+        }
+        let all = self.store.load_users(tenant).await?;
+        users::page(tenant, query, inactive_days, all.into_values(), Utc::now()).map_err(|e| invalid(e.field, e.detail))
+    }
+
+    /// The tenant's audit trail, newest first.
+    #[tracing::instrument(skip(self, cursor), fields(tenant = %tenant))]
+    pub async fn audit(&self, tenant: &TenantId, limit: u32, cursor: Option<&str>) -> Result<AuditPage, ReportsError> {
+        match self.audit.list(tenant, limit, cursor).await {
+            Ok(page) => Ok(AuditPage {
+                records: page.items,
+                next_cursor: page.next_cursor,
+            }),
+            Err(StoreError::InvalidCursor) => Err(invalid(
+                "cursor",
+                "`cursor` is not valid here: it is garbled or was issued for another list; start again without it",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    #[tracing::instrument(skip(self), fields(tenant = %tenant))]
+    pub async fn settings(&self, tenant: &TenantId) -> Result<SettingsView, ReportsError> {
+        let settings = self.settings.get(tenant).await?;
+        let configured = self.sso_configured(tenant).await?;
+        Ok(view(settings, configured))
+    }
+
+    /// Replaces the tenant's settings; stores, replaces or deletes the SSO credentials.
+    #[tracing::instrument(skip(self, update), fields(tenant = %tenant))]
+    pub async fn put_settings(&self, tenant: &TenantId, update: SettingsUpdate) -> Result<SettingsView, ReportsError> {
+        let mut settings = update.settings;
+        let current = self.settings.get(tenant).await?;
+        let name = self.secrets.sso_secret_name(tenant);
+        let configured = match update.sso {
+            SsoChange::Keep => {
+                settings.sso_provider = current.sso_provider;
+                None
+            }
+            SsoChange::Remove => {
+                self.secrets.delete(&name).await.map_err(anyhow::Error::from)?;
+                settings.sso_provider = None;
+                tracing::info!("SSO credentials deleted");
+                Some(false)
+            }
+            SsoChange::Set(config) => {
+                let previous = self
+                    .secrets
+                    .read_json::<serde::de::IgnoredAny>(&name)
+                    .await
+                    .map_err(anyhow::Error::from)?
+                    .map(|v| v.version_id)
+                    .unwrap_or_default();
+                let json = serde_json::to_string(&*config).map_err(anyhow::Error::from)?;
+                // Derived from the content and the version it replaces: the SDK's retries of this
+                // write store it once, and setting A, then B, then A again still makes A current.
+                let token = request_token_from(&SecretString::from(format!("{}\0{previous}\0{json}", tenant.as_str())));
+                self.secrets
+                    .write_json(&name, &*config, &token)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                settings.sso_provider = Some(config_provider(&config));
+                tracing::info!(provider = ?settings.sso_provider, "SSO credentials stored");
+                Some(true)
+            }
+        };
+        self.settings.put(tenant, &settings).await?;
+        let configured = match configured {
+            Some(c) => c,
+            None => self.sso_configured(tenant).await?,
+        };
+        Ok(view(settings, configured))
+    }
+
+    /// Queues a full sync of the tenant now, unless one is running or Box is not connected.
+    #[tracing::instrument(skip(self), fields(tenant = %tenant))]
+    pub async fn start_sync(&self, tenant: &TenantId) -> Result<SyncQueued, ReportsError> {
+        match self.connections.get(tenant).await? {
+            Some(c) if c.status == ConnectionStatus::Connected => {}
+            Some(c) if c.status == ConnectionStatus::ReauthRequired => {
+                return Err(ReportsError::Conflict(
+                    "the Box connection must be authorized again before a sync can run; connect Box again".into(),
+                ));
+            }
+            _ => {
+                return Err(ReportsError::Conflict(
+                    "Box is not connected for this tenant; connect Box first (POST /connections/box/start)".into(),
+                ));
+            }
+        }
+        let now = Utc::now();
+        // The sync's own lease, read without taking it: taking it, even briefly, could turn a
+        // scheduled sync away.
+        let lease: Option<LeaseItem> = self.table.get(&tenant_pk(tenant), &lease_sk("sync")).await?;
+        if lease.is_some_and(|l| l.lease_until_ms > now.timestamp_millis()) {
+            return Err(ReportsError::Conflict(
+                "a sync is already running for this tenant; its results appear in GET /licenses when it ends".into(),
+            ));
+        }
+        let slot = manual_slot(now);
+        let message = SyncMessage {
+            tenant: tenant.clone(),
+            kind: SyncKind::Full,
+            slot: slot.clone(),
+            continuation: false,
+        };
+        self.queue.enqueue(std::slice::from_ref(&message)).await?;
+        tracing::info!(slot, "manual sync queued");
+        Ok(SyncQueued { queued: true, slot })
+    }
+
+    async fn sso_configured(&self, tenant: &TenantId) -> Result<bool, ReportsError> {
+        // Only whether it exists: the value is read into a type that keeps nothing.
+        Ok(self
+            .secrets
+            .read_json::<serde::de::IgnoredAny>(&self.secrets.sso_secret_name(tenant))
+            .await
+            .map_err(anyhow::Error::from)?
+            .is_some())
+    }
+}
+
+/// `manual-<UTC time rounded down to 5 minutes>`: requests within the same 5 minutes are one sync
+/// (the sync runs each slot once).
+pub fn manual_slot(now: DateTime<Utc>) -> String {
+    let rounded = now.duration_trunc(chrono::Duration::minutes(5)).unwrap_or(now);
+    format!("manual-{}", rounded.format("%Y-%m-%dT%H:%MZ"))
+}
+
+fn view(s: TenantSettings, configured: bool) -> SettingsView {
+    SettingsView {
+        seats_purchased: s.seats_purchased,
+        price_per_seat_year_minor: s.price_per_seat_year_minor,
+        currency: s.currency,
+        inactivity_threshold_days: s.inactivity_threshold_days,
+        daily_action_cap: s.daily_action_cap,
+        protected_logins: s.protected_logins,
+        content_transfer: s.content_transfer,
+        sso: SsoView {
+            provider: s.sso_provider,
+            configured,
+        },
+    }
+}
+
+fn provider_str(p: SsoProviderKind) -> &'static str {
+    match p {
+        SsoProviderKind::Okta => "okta",
+        SsoProviderKind::Entra => "entra",
+        SsoProviderKind::Google => "google",
+    }
+}
+
+fn config_provider(config: &SsoConfig) -> SsoProviderKind {
+    match config {
+        SsoConfig::Okta { .. } => SsoProviderKind::Okta,
+        SsoConfig::Entra { .. } => SsoProviderKind::Entra,
+        SsoConfig::Google { .. } => SsoProviderKind::Google,
+    }
+}
+
+const EDITABLE: [&str; 8] = [
+    "seats_purchased",
+    "price_per_seat_year_minor",
+    "currency",
+    "inactivity_threshold_days",
+    "daily_action_cap",
+    "protected_logins",
+    "content_transfer",
+    "sso",
+];
+
+/// Validates a `PUT /settings` body field by field, so every error names its field. Every field
+/// but `sso` is required (a PUT replaces them all; send `null` to clear an optional one); `sso`
+/// absent keeps the stored provider and credentials.
+pub fn parse_settings(body: Map<String, Value>) -> Result<SettingsUpdate, ReportsError> {
+    if let Some(unknown) = body.keys().find(|k| !EDITABLE.contains(&k.as_str())) {
+        let name: String = unknown.chars().filter(|c| !c.is_control()).take(40).collect();
+        return Err(invalid(
+            &name,
+            format!("unknown field `{name}`; the settings are {}", EDITABLE.join(", ")),
+        ));
+    }
+    let required = |field: &str| -> Result<&Value, ReportsError> {
+        body.get(field).ok_or_else(|| {
+            invalid(
+                field,
+                format!(
+                    "`{field}` is required: PUT /settings replaces every setting (send null to clear an optional one)"
+                ),
+            )
+        })
+    };
+    let optional_number = |field: &str, max: u64| -> Result<Option<u64>, ReportsError> {
+        match required(field)? {
+            Value::Null => Ok(None),
+            v => v.as_u64().filter(|n| *n <= max).map(Some).ok_or_else(|| {
+                invalid(
+                    field,
+                    format!("`{field}` must be a whole number from 0 to {max}, or null"),
+                )
+            }),
+        }
+    };
+    let seats_purchased = optional_number("seats_purchased", u64::from(MAX_SEATS))?.map(|n| n as u32);
+    let price = optional_number("price_per_seat_year_minor", MAX_PRICE_MINOR)?;
+    let currency = match required("currency")? {
+        Value::Null => None,
+        Value::String(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Some(c.clone()),
+        _ => {
+            return Err(invalid(
+                "currency",
+                "`currency` must be an ISO 4217 code of 3 upper-case letters (e.g. USD), or null",
+            ));
+        }
+    };
+    if price.is_some() && currency.is_none() {
+        return Err(invalid(
+            "currency",
+            "`currency` is required when `price_per_seat_year_minor` is set",
+        ));
+    }
+    let inactivity_threshold_days = required("inactivity_threshold_days")?
+        .as_u64()
+        .filter(|d| (1..=365).contains(d))
+        .ok_or_else(|| {
+            invalid(
+                "inactivity_threshold_days",
+                "`inactivity_threshold_days` must be a whole number from 1 to 365",
+            )
+        })? as u16;
+    let daily_action_cap = required("daily_action_cap")?
+        .as_u64()
+        .filter(|n| *n <= u64::from(MAX_DAILY_ACTION_CAP))
+        .ok_or_else(|| {
+            invalid(
+                "daily_action_cap",
+                format!("`daily_action_cap` must be a whole number from 0 to {MAX_DAILY_ACTION_CAP}"),
+            )
+        })? as u32;
+    let protected_logins = protected_logins(required("protected_logins")?)?;
+    let content_transfer = required("content_transfer")?
+        .as_bool()
+        .ok_or_else(|| invalid("content_transfer", "`content_transfer` must be true or false"))?;
+    let sso = match body.get("sso") {
+        None => SsoChange::Keep,
+        Some(Value::Null) => SsoChange::Remove,
+        Some(value) => SsoChange::Set(Box::new(sso_config(value)?)),
+    };
+    Ok(SettingsUpdate {
+        settings: TenantSettings {
+            seats_purchased,
+            price_per_seat_year_minor: price,
+            currency,
+            inactivity_threshold_days,
+            daily_action_cap,
+            protected_logins,
+            sso_provider: None,
+            content_transfer,
+        },
+        sso,
+    })
+}
+
+fn protected_logins(value: &Value) -> Result<Vec<String>, ReportsError> {
+    const FIELD: &str = "protected_logins";
+    let list = value
+        .as_array()
+        .ok_or_else(|| invalid(FIELD, "`protected_logins` must be a list of email addresses"))?;
+    if list.len() > MAX_PROTECTED_LOGINS {
+        return Err(invalid(
+            FIELD,
+            format!("`protected_logins` holds at most {MAX_PROTECTED_LOGINS} logins"),
+        ));
+    }
+    let mut logins = Vec::with_capacity(list.len());
+    for (i, entry) in list.iter().enumerate() {
+        let login = entry
+            .as_str()
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| is_email(s))
+            .ok_or_else(|| invalid(FIELD, format!("`protected_logins[{i}]` is not a valid email address")))?;
+        if !logins.contains(&login) {
+            logins.push(login);
+        }
+    }
+    Ok(logins)
+}
+
+/// A plausible email address: one `@`, a local part and a dotted domain, no spaces or controls.
+fn is_email(s: &str) -> bool {
+    if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && domain.contains('.')
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-'))
+}
+
+fn sso_config(value: &Value) -> Result<SsoConfig, ReportsError> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| invalid("sso", "`sso` must be null or {\"provider\": …, \"credentials\": {…}}"))?;
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| !matches!(k.as_str(), "provider" | "credentials"))
+    {
+        let name: String = unknown.chars().filter(|c| !c.is_control()).take(40).collect();
+        return Err(invalid(
+            &format!("sso.{name}"),
+            format!("unknown field `sso.{name}`; `sso` has provider and credentials"),
+        ));
+    }
+    let provider = match object.get("provider").and_then(Value::as_str) {
+        Some(p @ ("okta" | "entra" | "google")) => p,
+        _ => {
+            return Err(invalid(
+                "sso.provider",
+                "`sso.provider` must be one of okta, entra, google",
+            ));
+        }
+    };
+    let mut credentials = object
+        .get("credentials")
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or_else(|| {
+            invalid(
+                "sso.credentials",
+                format!("`sso.credentials` must be the {provider} credentials object"),
+            )
+        })?;
+    match credentials.get("provider") {
+        None => {}
+        Some(Value::String(p)) if p == provider => {}
+        Some(_) => {
+            return Err(invalid(
+                "sso.credentials.provider",
+                "`sso.credentials.provider` differs from `sso.provider`",
+            ));
+        }
+    }
+    credentials.insert("provider".into(), Value::String(provider.to_owned()));
+    let config: SsoConfig = serde_json::from_value(Value::Object(credentials)).map_err(|e| {
+        invalid(
+            "sso.credentials",
+            format!(
+                "`sso.credentials` are not valid {provider} credentials: {}",
+                redact_quoted(&e.to_string())
+            ),
+        )
+    })?;
+    // Builds the provider client once, which checks URLs and keys without calling the provider.
+    crate::sso::provider(&config, HttpOptions::default()).map_err(|e| {
+        invalid(
+            "sso.credentials",
+            format!("`sso.credentials` are not usable: {}", redact_quoted(&e.to_string())),
+        )
+    })?;
+    Ok(config)
+}
+
+/// serde's messages quote offending values (possibly a credential): field names in backticks stay,
+/// quoted values go.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !inside {
+                out.push_str("\"…\"");
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn valid() -> Map<String, Value> {
+        json!({
+            "seats_purchased": 120, "price_per_seat_year_minor": 18000, "currency": "USD",
+            "inactivity_threshold_days": 60, "daily_action_cap": 100,
+            "protected_logins": ["CEO@Acme.com", "ceo@acme.com"], "content_transfer": false
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    #[test]
+    fn settings_are_normalised() {
+        let update = parse_settings(valid()).unwrap();
+        assert_eq!(update.settings.protected_logins, vec!["ceo@acme.com"]);
+        assert!(matches!(update.sso, SsoChange::Keep));
+    }
+
+    #[test]
+    fn each_invalid_setting_names_its_field() {
+        for (field, value) in [
+            ("seats_purchased", json!(10_000_001)),
+            ("seats_purchased", json!(-1)),
+            ("price_per_seat_year_minor", json!(1_000_000_001u64)),
+            ("currency", json!("usd")),
+            ("inactivity_threshold_days", json!(0)),
+            ("inactivity_threshold_days", json!(366)),
+            ("daily_action_cap", json!(10_001)),
+            ("protected_logins", json!(["not-an-email"])),
+            ("content_transfer", json!("yes")),
+            ("sso.provider", json!({"provider": "ping", "credentials": {}})),
+        ] {
+            let key = field.split('.').next().unwrap();
+            let mut body = valid();
+            body.insert(key.into(), value);
+            match parse_settings(body) {
+                Err(ReportsError::InvalidInput { field: f, .. }) => assert_eq!(f, field),
+                _ => panic!("{field} accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn manual_slots_round_down_to_five_minutes() {
+        let t = DateTime::parse_from_rfc3339("2026-11-28T03:24:59Z").unwrap().to_utc();
+        assert_eq!(manual_slot(t), "manual-2026-11-28T03:20Z");
+    }
+}

@@ -1,0 +1,211 @@
+//! Bulk deactivation: by ids or by inactivity criteria, one result per user (done, refused with
+//! the reason, failed, or planned), at most 500 users per request.
+
+use box_sim::Endpoint;
+use chrono::{Duration, Utc};
+use seatsync::audit::AuditOutcome;
+use seatsync::boxapi::Role;
+use seatsync::license::Activity;
+use serde_json::{Value, json};
+
+use crate::actions_fixture::{Actions, idle, ok, plain};
+
+fn outcome_of<'a>(answer: &'a Value, id: &str) -> &'a Value {
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["box_user_id"] == id)
+        .unwrap_or_else(|| panic!("a result for {id}: {answer}"))
+}
+
+#[tokio::test]
+async fn bulk_by_ids_reports_each_user_with_mixed_outcomes() {
+    let f = Actions::new().await;
+    f.set_settings(|s| s.daily_action_cap = 3).await;
+    let idle_users = f.idle_users(false).await;
+    let (a, b, c, d) = (
+        idle_users[0].box_user_id.clone(),
+        idle_users[1].box_user_id.clone(),
+        idle_users[2].box_user_id.clone(),
+        idle_users[3].box_user_id.clone(),
+    );
+    let coadmin = f.with_role(Role::Coadmin).await.box_user_id;
+    let recent = f.recently_active().await.box_user_id;
+    f.tb.sim.inject(
+        Endpoint::UserUpdate,
+        2,
+        box_sim::Fault::Status {
+            status: 403,
+            retry_after: None,
+        },
+    );
+
+    let answer = ok(&f
+        .post(
+            "/users/deactivate",
+            json!({"user_ids": [a, coadmin, b, recent, "77777777777", c, d, a], "reason": "quarterly review"}),
+            Some("bulk-1"),
+        )
+        .await);
+
+    assert_eq!(outcome_of(&answer, &a)["outcome"], "done");
+    assert_eq!(
+        outcome_of(&answer, &b)["outcome"],
+        "failed",
+        "Box refused the second change"
+    );
+    assert_eq!(
+        outcome_of(&answer, &c)["outcome"],
+        "done",
+        "the failed change gave its slot back"
+    );
+    assert_eq!(outcome_of(&answer, &d)["outcome"], "done");
+    assert_eq!(outcome_of(&answer, &coadmin)["outcome"], "refused");
+    assert!(
+        outcome_of(&answer, &coadmin)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("admin")
+    );
+    assert_eq!(outcome_of(&answer, &recent)["outcome"], "refused");
+    assert_eq!(outcome_of(&answer, "77777777777")["outcome"], "refused");
+    assert_eq!(answer["counts"]["done"], 3);
+    assert_eq!(answer["counts"]["failed"], 1);
+    assert_eq!(answer["counts"]["refused"], 3);
+    assert_eq!(
+        answer["results"].as_array().unwrap().len(),
+        7,
+        "duplicates are acted on once"
+    );
+    for id in [&a, &c, &d] {
+        assert_eq!(f.tb.sim.user(id).unwrap().status, "inactive");
+    }
+    assert_eq!(f.tb.sim.user(&b).unwrap().status, "active");
+    assert_eq!(f.audit().await.len(), 7, "one audit record per user");
+
+    // The cap (3) is now used up: the rest is refused with the reason, Box untouched.
+    let e = idle_users[4].box_user_id.clone();
+    let calls = f.box_calls();
+    let answer = ok(&f
+        .post(
+            "/users/deactivate",
+            json!({"user_ids": [e], "reason": "r"}),
+            Some("bulk-2"),
+        )
+        .await);
+    assert_eq!(outcome_of(&answer, &e)["outcome"], "refused");
+    assert!(
+        outcome_of(&answer, &e)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("daily cap")
+    );
+    assert_eq!(f.box_calls(), calls);
+}
+
+#[tokio::test]
+async fn bulk_by_criteria_selects_idle_seat_holders_and_never_unknown_activity() {
+    let f = Actions::new().await;
+    let cutoff = Utc::now() - Duration::days(90);
+    let mut expected: Vec<String> = f
+        .users()
+        .await
+        .into_values()
+        .filter(|u| {
+            u.kind == seatsync::license::UserKind::Managed
+                && u.status == seatsync::boxapi::UserStatus::Active
+                && match u.activity {
+                    Activity::Seen { at, .. } => at < cutoff,
+                    Activity::Never => true,
+                    Activity::NoData => false,
+                }
+        })
+        .map(|u| u.box_user_id)
+        .collect();
+    expected.sort();
+    assert!(expected.len() >= 3, "the enterprise has idle users");
+
+    let plan = ok(&f
+        .post(
+            "/users/deactivate",
+            json!({"criteria": {"inactive_days": 90}, "reason": "idle 90 days", "dry_run": true}),
+            None,
+        )
+        .await);
+    assert_eq!(f.box_calls(), 0, "a dry run calls Box zero times");
+    let mut planned: Vec<String> = plan["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "planned")
+        .map(|r| r["box_user_id"].as_str().unwrap().to_owned())
+        .collect();
+    planned.sort();
+    let mut plain_expected: Vec<String> = f
+        .pick(|u| plain(u) && idle(u, 90))
+        .await
+        .into_iter()
+        .map(|u| u.box_user_id)
+        .collect();
+    plain_expected.sort();
+    assert_eq!(planned, plain_expected, "plain idle users are planned");
+    let mut all: Vec<String> = plan["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["box_user_id"].as_str().unwrap().to_owned())
+        .collect();
+    all.sort();
+    assert_eq!(
+        all, expected,
+        "exactly the idle, active-status seat holders are selected"
+    );
+
+    let done = ok(&f
+        .post(
+            "/users/deactivate",
+            json!({"criteria": {"inactive_days": 90}, "reason": "idle 90 days"}),
+            Some("crit-1"),
+        )
+        .await);
+    assert_eq!(done["counts"]["done"], planned.len());
+    for id in &planned {
+        assert_eq!(f.tb.sim.user(id).unwrap().status, "inactive", "{id}");
+    }
+    let audit = f.audit().await;
+    assert_eq!(
+        audit.iter().filter(|r| r.outcome == AuditOutcome::Planned).count(),
+        all.len()
+    );
+}
+
+#[tokio::test]
+async fn bulk_requests_must_name_users_one_way_and_at_most_500() {
+    let f = Actions::new().await;
+    let many: Vec<String> = (0..501).map(|n| format!("{}", 1_000 + n)).collect();
+    for (body, field) in [
+        (json!({"reason": "r"}), None),
+        (
+            json!({"user_ids": ["1"], "criteria": {"inactive_days": 90}, "reason": "r"}),
+            None,
+        ),
+        (json!({"user_ids": many, "reason": "r"}), Some("user_ids")),
+        (json!({"user_ids": [], "reason": "r"}), Some("user_ids")),
+        (json!({"user_ids": ["1", "x/../2"], "reason": "r"}), Some("user_ids[1]")),
+        (
+            json!({"criteria": {"inactive_days": 0}, "reason": "r"}),
+            Some("criteria.inactive_days"),
+        ),
+        (json!({"user_ids": ["1"]}), None),
+        (json!({"user_ids": ["1"], "reason": ""}), Some("reason")),
+    ] {
+        let response = f.post("/users/deactivate", body.clone(), Some("k")).await;
+        let problem = response.problem(if body.to_string().len() > 16 * 1024 { 413 } else { 400 });
+        if let Some(field) = field {
+            assert_eq!(problem["field"], field, "{body}");
+        }
+    }
+    assert_eq!(f.box_calls(), 0);
+    assert!(f.audit().await.is_empty());
+}

@@ -1,0 +1,349 @@
+//! What a scenario measured, against the targets, as an aligned (Markdown) table.
+
+use serde::Serialize;
+
+use crate::sim::{SimCounters, SimSummary};
+
+/// Box calls at most this × the minimum.
+pub const CALLS_RATIO_TARGET: f64 = 1.05;
+/// Peak RSS under this many MiB.
+pub const PEAK_RSS_TARGET_MIB: f64 = 128.0;
+/// With a rate limit, wall time within this × (calls ÷ allowed rate).
+pub const PACE_RATIO_TARGET: f64 = 1.15;
+/// An unchanged re-sync writes at most this many items.
+pub const RESYNC_ITEMS_TARGET: u64 = 3;
+/// Box's largest pages.
+const USERS_PER_PAGE: u64 = 1000;
+const EVENTS_PER_PAGE: u64 = 500;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub wall_secs: f64,
+    /// `SyncRun.box_calls`: HTTP requests to Box, retries included.
+    pub box_calls: u64,
+    /// 429 answers the client met.
+    pub rate_limited: u64,
+    pub users_listed: u64,
+    pub events_read: u64,
+    /// `SyncRun.items_written` (users, summary, run, checkpoint).
+    pub items_written: u64,
+    /// The same, as the store counted it.
+    pub store_items_written: u64,
+    /// VmHWM after the phase: the scenario's peak so far.
+    pub peak_rss_kib: u64,
+    pub rss_after_kib: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    pub scenario: String,
+    pub title: String,
+    pub users: u64,
+    pub events: u64,
+    pub days: u32,
+    pub latency_ms: u64,
+    pub slices: usize,
+    pub requests_per_minute: u32,
+    pub sim_rate_limit: Option<u32>,
+    pub truth: SimSummary,
+    pub sim_counters: SimCounters,
+    pub stored_users: u64,
+    pub stored_with_login: u64,
+    /// RSS growth from loading every stored user once: the size of one copy of the user map.
+    pub user_map_kib: u64,
+    pub phases: Vec<Phase>,
+    pub rss_start_kib: u64,
+    /// Whether the high-water mark could be restarted for this scenario.
+    pub peak_reset: bool,
+}
+
+struct Row {
+    measure: String,
+    first: String,
+    resync: String,
+    target: String,
+    verdict: Option<bool>,
+}
+
+fn row(measure: &str, first: String, resync: String, target: &str, verdict: Option<bool>) -> Row {
+    Row {
+        measure: measure.into(),
+        first,
+        resync,
+        target: target.into(),
+        verdict,
+    }
+}
+
+/// 1234567 → "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+impl ScenarioReport {
+    fn managed_listed(&self) -> u64 {
+        self.truth.managed_users + self.truth.app_users
+    }
+
+    /// The fewest calls that could read `events` events and list every user: full pages only,
+    /// and one call for the external users even when there are none.
+    pub fn minimum_calls(&self, events: u64) -> u64 {
+        self.managed_listed().div_ceil(USERS_PER_PAGE)
+            + self.truth.external_users.div_ceil(USERS_PER_PAGE).max(1)
+            + events.div_ceil(EVENTS_PER_PAGE).max(1)
+    }
+
+    fn first(&self) -> &Phase {
+        &self.phases[0]
+    }
+
+    fn resync(&self) -> &Phase {
+        &self.phases[1]
+    }
+
+    fn calls_ratio(&self, phase: &Phase, events: u64) -> f64 {
+        phase.box_calls as f64 / self.minimum_calls(events) as f64
+    }
+
+    /// Seconds the calls need at the allowed rate.
+    fn paced_secs(&self, phase: &Phase) -> Option<f64> {
+        self.sim_rate_limit
+            .map(|limit| phase.box_calls as f64 * 60.0 / f64::from(limit))
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        let (a, b) = (self.first(), self.resync());
+        let min_a = self.minimum_calls(self.truth.login_events);
+        let min_b = self.minimum_calls(b.events_read);
+        let ratio_a = self.calls_ratio(a, self.truth.login_events);
+        let ratio_b = self.calls_ratio(b, b.events_read);
+        let listed_truth = self.managed_listed() + self.truth.external_users;
+        let peak = a.peak_rss_kib.max(b.peak_rss_kib);
+        let mut rows = vec![
+            row(
+                "wall time",
+                format!("{:.1} s", a.wall_secs),
+                format!("{:.1} s", b.wall_secs),
+                "",
+                None,
+            ),
+            row("Box calls", thousands(a.box_calls), thousands(b.box_calls), "", None),
+            row(
+                "minimum calls (users/1000 + events/500, up)",
+                format!(
+                    "{} = {} + {} + {}",
+                    thousands(min_a),
+                    self.managed_listed().div_ceil(USERS_PER_PAGE),
+                    self.truth.external_users.div_ceil(USERS_PER_PAGE).max(1),
+                    thousands(self.truth.login_events.div_ceil(EVENTS_PER_PAGE))
+                ),
+                thousands(min_b),
+                "",
+                None,
+            ),
+            row(
+                "Box calls ÷ minimum",
+                format!("{ratio_a:.3}"),
+                format!("{ratio_b:.3}"),
+                "≤ 1.05 (first sync)",
+                Some(ratio_a <= CALLS_RATIO_TARGET),
+            ),
+        ];
+        if let (Some(limit), Some(paced_a), Some(paced_b)) =
+            (self.sim_rate_limit, self.paced_secs(a), self.paced_secs(b))
+        {
+            let pace_a = a.wall_secs / paced_a;
+            rows.push(row(
+                &format!("wall ÷ (calls ÷ {}/min)", thousands(u64::from(limit))),
+                format!("{:.1} s ÷ {:.1} s = {pace_a:.3}", a.wall_secs, paced_a),
+                format!("{:.1} s ÷ {:.1} s = {:.3}", b.wall_secs, paced_b, b.wall_secs / paced_b),
+                "≤ 1.15 (first sync)",
+                Some(pace_a <= PACE_RATIO_TARGET),
+            ));
+            rows.push(row(
+                "429 answers met",
+                thousands(a.rate_limited),
+                thousands(b.rate_limited),
+                "0 (the budget paces)",
+                Some(a.rate_limited == 0 && b.rate_limited == 0),
+            ));
+        }
+        rows.extend([
+            row(
+                "peak RSS (VmHWM)",
+                format!("{:.1} MiB", mib(a.peak_rss_kib)),
+                format!("{:.1} MiB", mib(b.peak_rss_kib)),
+                "< 128 MiB",
+                Some(mib(peak) < PEAK_RSS_TARGET_MIB),
+            ),
+            row(
+                "  of which: one copy of the user map, ≈",
+                format!("{:.1} MiB", mib(self.user_map_kib)),
+                String::new(),
+                "",
+                None,
+            ),
+            row(
+                "items written",
+                thousands(a.items_written),
+                thousands(b.items_written),
+                "≤ 3 (re-sync)",
+                Some(b.items_written <= RESYNC_ITEMS_TARGET),
+            ),
+            row(
+                "users listed",
+                thousands(a.users_listed),
+                thousands(b.users_listed),
+                "",
+                None,
+            ),
+            row(
+                "LOGIN events read",
+                thousands(a.events_read),
+                thousands(b.events_read),
+                "",
+                None,
+            ),
+            row(
+                "users stored = listed = simulator's",
+                format!(
+                    "{} = {} = {}",
+                    thousands(self.stored_users),
+                    thousands(a.users_listed),
+                    thousands(listed_truth)
+                ),
+                String::new(),
+                "equal",
+                Some(self.stored_users == a.users_listed && a.users_listed == listed_truth),
+            ),
+            row(
+                "users with a login = simulator's",
+                format!(
+                    "{} = {}",
+                    thousands(self.stored_with_login),
+                    thousands(self.truth.users_with_login)
+                ),
+                String::new(),
+                "equal",
+                Some(self.stored_with_login == self.truth.users_with_login),
+            ),
+            row(
+                "simulator: requests answered (429s)",
+                format!(
+                    "{} ({}) in both syncs",
+                    thousands(self.sim_counters.total),
+                    thousands(self.sim_counters.rate_limited)
+                ),
+                String::new(),
+                "",
+                None,
+            ),
+        ]);
+        rows
+    }
+
+    pub fn passed(&self) -> bool {
+        self.rows().iter().all(|r| r.verdict != Some(false))
+    }
+
+    pub fn table(&self) -> String {
+        let header = [
+            "measure".to_string(),
+            "first sync".into(),
+            "unchanged re-sync".into(),
+            "target".into(),
+            "result".into(),
+        ];
+        let cells: Vec<[String; 5]> = self
+            .rows()
+            .into_iter()
+            .map(|r| {
+                [
+                    r.measure,
+                    r.first,
+                    r.resync,
+                    r.target,
+                    match r.verdict {
+                        Some(true) => "PASS".into(),
+                        Some(false) => "FAIL".into(),
+                        None => String::new(),
+                    },
+                ]
+            })
+            .collect();
+        let mut widths = header.clone().map(|h| h.chars().count());
+        for line in &cells {
+            for (w, c) in widths.iter_mut().zip(line) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let fmt_line = |line: &[String; 5]| {
+            let mut s = String::from("|");
+            for (c, w) in line.iter().zip(widths) {
+                s.push(' ');
+                s.push_str(c);
+                s.push_str(&" ".repeat(w - c.chars().count()));
+                s.push_str(" |");
+            }
+            s.push('\n');
+            s
+        };
+        let mut out = format!(
+            "Scenario {} ({}): {} users listed ({} managed incl. {} app users, {} external), {} LOGIN events over {} days, {} ms latency, {} slices, budget {}/min{}\n\n",
+            self.scenario,
+            self.title,
+            thousands(self.managed_listed() + self.truth.external_users),
+            thousands(self.managed_listed()),
+            thousands(self.truth.app_users),
+            thousands(self.truth.external_users),
+            thousands(self.truth.login_events),
+            self.days,
+            self.latency_ms,
+            self.slices,
+            thousands(u64::from(self.requests_per_minute)),
+            if self.peak_reset {
+                ""
+            } else {
+                " (peak RSS could not be reset: it includes earlier scenarios)"
+            },
+        );
+        out.push_str(&fmt_line(&header));
+        let mut rule = String::from("|");
+        for w in widths {
+            rule.push_str(&"-".repeat(w + 2));
+            rule.push('|');
+        }
+        rule.push('\n');
+        out.push_str(&rule);
+        for line in &cells {
+            out.push_str(&fmt_line(line));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}

@@ -269,3 +269,15 @@ pub async fn store_app_secret(aws: &crate::aws::TestAws) -> String {
         .expect("store the app secret");
     name
 }
+
+/// Starts `binary` with `env` and asserts that it stops at cold start with an error naming `variable`.
+pub async fn assert_cold_start_fails_naming(binary: &str, name: &str, env: &[(&str, &str)], variable: &str) {
+    let f = start_function(binary, name, env).await;
+    let output = tokio::time::timeout(Duration::from_secs(30), f.child.wait_with_output())
+        .await
+        .expect("the process exits")
+        .expect("its output");
+    assert!(!output.status.success(), "{name} started without a valid {variable}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(variable), "{name}, {variable}: {stderr}");
+}

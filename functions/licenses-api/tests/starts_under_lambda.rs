@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use seatsync_tests::aws::TestAws;
-use seatsync_tests::lambda_api::{BASE_ENV, http_api_event, start_function, start_function_on_aws};
+use seatsync_tests::lambda_api::{BASE_ENV, assert_cold_start_fails_naming, http_api_event, start_function_on_aws};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_licenses-api");
@@ -68,13 +68,6 @@ async fn missing_configuration_fails_at_cold_start_naming_the_variable() {
             .copied()
             .filter(|(k, _)| *k != missing)
             .collect();
-        let f = start_function(BIN, "licenses-api", &env).await;
-        let output = tokio::time::timeout(Duration::from_secs(30), f.child.wait_with_output())
-            .await
-            .expect("the process exits")
-            .expect("output");
-        assert!(!output.status.success());
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(missing), "{missing}: {stderr}");
+        assert_cold_start_fails_naming(BIN, "licenses-api", &env, missing).await;
     }
 }

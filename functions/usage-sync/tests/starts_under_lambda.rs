@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use seatsync_tests::aws::TestAws;
-use seatsync_tests::lambda_api::{BASE_ENV, start_function, start_function_on_aws, store_app_secret};
+use seatsync_tests::lambda_api::{BASE_ENV, assert_cold_start_fails_naming, start_function_on_aws, store_app_secret};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_usage-sync");
@@ -67,13 +67,6 @@ async fn missing_configuration_fails_at_cold_start_naming_the_variable() {
         ),
     ] {
         let env: Vec<_> = BASE_ENV.iter().copied().chain(env).collect();
-        let f = start_function(BIN, "usage-sync", &env).await;
-        let output = tokio::time::timeout(Duration::from_secs(30), f.child.wait_with_output())
-            .await
-            .expect("the process exits")
-            .expect("output");
-        assert!(!output.status.success());
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(missing), "{missing}: {stderr}");
+        assert_cold_start_fails_naming(BIN, "usage-sync", &env, missing).await;
     }
 }

@@ -308,8 +308,9 @@ fn is_retryable_5xx(status: u16) -> bool {
     matches!(status, 500 | 502 | 503 | 504)
 }
 
-/// A transport failure in words, without the URL (which is not secret, but is noise).
-fn transport_detail(e: &reqwest::Error) -> String {
+/// A transport failure in words, without the URL (which is not secret, but is noise). The SSO
+/// clients describe their failures the same way.
+pub(crate) fn transport_detail(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

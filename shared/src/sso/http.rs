@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use super::{HttpOptions, SsoError};
+use crate::boxapi::transport_detail;
 
 /// An answer the loop did not retry: a 2xx or a refusal for the caller to map.
 pub(crate) struct Answer {
@@ -127,30 +128,6 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .parse()
         .ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
-}
-
-/// A transport failure in words, without the URL.
-fn transport_detail(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "connection closed while reading the answer"
-    } else {
-        "connection error"
-    };
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    let mut root = String::new();
-    while let Some(s) = source {
-        root = s.to_string();
-        source = s.source();
-    }
-    if root.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}: {root}")
-    }
 }
 
 /// Whether `next` is on the same origin as `base`: a paging link elsewhere would carry the token

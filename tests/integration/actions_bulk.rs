@@ -49,18 +49,35 @@ async fn bulk_by_ids_reports_each_user_with_mixed_outcomes() {
         )
         .await);
 
-    assert_eq!(outcome_of(&answer, &a)["outcome"], "done");
+    // Users are changed a few at a time, so which one meets Box's 403, and whether a slot given back
+    // by that failure is there when the last one asks, depends on timing: check the invariants.
+    let idle = [&a, &b, &c, &d];
+    let outcomes: Vec<&str> = idle
+        .iter()
+        .map(|id| outcome_of(&answer, id)["outcome"].as_str().unwrap())
+        .collect();
+    let done: Vec<&&String> = idle
+        .iter()
+        .filter(|id| outcome_of(&answer, id)["outcome"] == "done")
+        .collect();
     assert_eq!(
-        outcome_of(&answer, &b)["outcome"],
-        "failed",
-        "Box refused the second change"
+        outcomes.iter().filter(|o| **o == "failed").count(),
+        1,
+        "Box refused exactly one change: {outcomes:?}"
     );
-    assert_eq!(
-        outcome_of(&answer, &c)["outcome"],
-        "done",
-        "the failed change gave its slot back"
-    );
-    assert_eq!(outcome_of(&answer, &d)["outcome"], "done");
+    for id in idle {
+        let result = outcome_of(&answer, id);
+        match result["outcome"].as_str().unwrap() {
+            "done" => assert_eq!(f.tb.sim.user(id).unwrap().status, "inactive"),
+            "failed" => assert_eq!(f.tb.sim.user(id).unwrap().status, "active"),
+            "refused" => {
+                assert!(result["detail"].as_str().unwrap().contains("daily cap"), "{result}");
+                assert_eq!(f.tb.sim.user(id).unwrap().status, "active");
+            }
+            other => panic!("unexpected outcome {other}"),
+        }
+    }
+    assert!((2..=3).contains(&done.len()), "{outcomes:?}");
     assert_eq!(outcome_of(&answer, &coadmin)["outcome"], "refused");
     assert!(
         outcome_of(&answer, &coadmin)["detail"]
@@ -70,38 +87,46 @@ async fn bulk_by_ids_reports_each_user_with_mixed_outcomes() {
     );
     assert_eq!(outcome_of(&answer, &recent)["outcome"], "refused");
     assert_eq!(outcome_of(&answer, "77777777777")["outcome"], "refused");
-    assert_eq!(answer["counts"]["done"], 3);
+    assert_eq!(answer["counts"]["done"], done.len());
     assert_eq!(answer["counts"]["failed"], 1);
-    assert_eq!(answer["counts"]["refused"], 3);
     assert_eq!(
         answer["results"].as_array().unwrap().len(),
         7,
         "duplicates are acted on once"
     );
-    for id in [&a, &c, &d] {
-        assert_eq!(f.tb.sim.user(id).unwrap().status, "inactive");
-    }
-    assert_eq!(f.tb.sim.user(&b).unwrap().status, "active");
     assert_eq!(f.audit().await.len(), 7, "one audit record per user");
 
-    // The cap (3) is now used up: the rest is refused with the reason, Box untouched.
-    let e = idle_users[4].box_user_id.clone();
-    let calls = f.box_calls();
+    // Fill what is left of the cap (3), one more than fits: the last is refused, Box untouched.
+    let left = 3 - done.len();
+    let more: Vec<String> = idle_users[4..5 + left].iter().map(|u| u.box_user_id.clone()).collect();
     let answer = ok(&f
         .post(
             "/users/deactivate",
-            json!({"user_ids": [e], "reason": "r"}),
+            json!({"user_ids": more, "reason": "r"}),
             Some("bulk-2"),
         )
         .await);
-    assert_eq!(outcome_of(&answer, &e)["outcome"], "refused");
+    let outcomes: Vec<&str> = more
+        .iter()
+        .map(|id| outcome_of(&answer, id)["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "done").count(), left, "{outcomes:?}");
+    let refused: Vec<&String> = more
+        .iter()
+        .filter(|id| outcome_of(&answer, id)["outcome"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{outcomes:?}");
     assert!(
-        outcome_of(&answer, &e)["detail"]
+        outcome_of(&answer, refused[0])["detail"]
             .as_str()
             .unwrap()
             .contains("daily cap")
     );
-    assert_eq!(f.box_calls(), calls);
+    assert_eq!(
+        f.tb.sim.user(refused[0]).unwrap().status,
+        "active",
+        "Box untouched past the cap"
+    );
 }
 
 #[tokio::test]

@@ -527,7 +527,12 @@ impl ActionsService {
                 SummaryDelta::default(),
             ));
         }
-        let stored = stored.expect("the rails refuse users that are not stored");
+        // The rails refuse users that are not stored; should that ever change, fail cleanly.
+        let Some(stored) = stored else {
+            return Err(ApiError::Unexpected(anyhow::anyhow!(
+                "a user passed the rails without a stored license state"
+            )));
+        };
         let planned_after = action.target_status();
         if ctx.options.dry_run {
             let detail = match action {

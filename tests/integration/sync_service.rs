@@ -294,8 +294,9 @@ async fn a_run_out_of_time_queues_its_continuation_which_finishes_it() {
     let t = f
         .connect("acme", ConnectionStatus::Connected, ActivitySource::BoxEvents)
         .await;
+    // Slow pages (about 7 per slice) and 300 ms before the deadline margin: it stops mid-way.
     f.tb.sim.set_faults(Faults {
-        latency: Duration::from_millis(40),
+        latency: Duration::from_millis(150),
         ..Faults::default()
     });
     let deadline = tokio::time::Instant::now() + f.service.syncer.options.deadline_margin + Duration::from_millis(300);

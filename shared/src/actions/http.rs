@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::idempotency::{fingerprint, valid_idempotency_key};
 use super::{Action, ActionsService, Answer, Call, MAX_BULK_USERS, MAX_REASON_CHARS, Options, Selection};
-use crate::api::{ApiError, ApiJson, ApiJsonOrDefault, Identity, TenantClaim, method_not_allowed, not_found};
+use crate::api::{ApiError, ApiJson, ApiJsonOrDefault, Identity, TenantClaim, router_from};
 use crate::ids::BoxUserId;
 
 /// Every route of the actions API.
@@ -70,14 +70,7 @@ impl FromRef<Arc<ActionsService>> for TenantClaim {
 
 /// The actions API. Unknown paths answer 404 and wrong methods 405, both as problem+json.
 pub fn router(service: Arc<ActionsService>) -> Router {
-    ROUTES
-        .iter()
-        .fold(Router::new(), |router, route| {
-            router.route(route.path(), route.handler())
-        })
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(service)
+    router_from(&ROUTES, |r| (r.path(), r.handler()), service)
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -113,6 +113,28 @@ pub fn problem_response(problem: &Problem) -> Response {
     (status, [(header::CONTENT_TYPE, crate::problem::CONTENT_TYPE)], body).into_response()
 }
 
+/// A function's HTTP API from its route table: each route's method router (two routes may share a
+/// path with different methods), 404 for unknown paths and 405 for wrong methods (both
+/// problem+json), and the service as state. Every function builds its router this way.
+pub fn router_from<S, R: Copy>(
+    routes: &[R],
+    route: impl Fn(R) -> (&'static str, axum::routing::MethodRouter<S>),
+    state: S,
+) -> axum::Router
+where
+    S: Clone + Send + Sync + 'static,
+{
+    routes
+        .iter()
+        .fold(axum::Router::new(), |router, r| {
+            let (path, handler) = route(*r);
+            router.route(path, handler)
+        })
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
 /// Fallback for paths no route matches.
 pub async fn not_found(uri: http::Uri) -> ApiError {
     ApiError::NotFound(format!("there is no resource at {}", sanitize(uri.path())))

@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{CallbackInput, CallbackOutcome, ClientCredentialsInput, ConnectError, ConnectService};
-use crate::api::{ApiError, ApiJson, ApiJsonOrDefault, Identity, TenantClaim, method_not_allowed, not_found};
+use crate::api::{ApiError, ApiJson, ApiJsonOrDefault, Identity, TenantClaim, router_from};
 
 /// The cookie that binds an OAuth flow to the browser that started it.
 pub const COOKIE_NAME: &str = "seatsync_oauth";
@@ -78,14 +78,7 @@ impl FromRef<Arc<ConnectService>> for TenantClaim {
 
 /// The connect API. Unknown paths answer 404 and wrong methods 405, both as problem+json.
 pub fn router(service: Arc<ConnectService>) -> Router {
-    ROUTES
-        .iter()
-        .fold(Router::new(), |router, route| {
-            router.route(route.path(), route.handler())
-        })
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(service)
+    router_from(&ROUTES, |r| (r.path(), r.handler()), service)
 }
 
 impl From<ConnectError> for ApiError {

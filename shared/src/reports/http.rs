@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::users::{self, UserQuery};
 use super::{ReportsError, ReportsService, parse_settings};
-use crate::api::{ApiError, ApiJson, Identity, TenantClaim, method_not_allowed, not_found};
+use crate::api::{ApiError, ApiJson, Identity, TenantClaim, router_from};
 
 /// Every route of the licenses API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,15 +80,7 @@ impl FromRef<Arc<ReportsService>> for TenantClaim {
 
 /// The licenses API. Unknown paths answer 404 and wrong methods 405, both as problem+json.
 pub fn router(service: Arc<ReportsService>) -> Router {
-    ROUTES
-        .iter()
-        .fold(Router::new(), |router, route| {
-            // axum merges the method routers of one path (GET and PUT /settings).
-            router.route(route.path(), route.handler())
-        })
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(service)
+    router_from(&ROUTES, |r| (r.path(), r.handler()), service)
 }
 
 impl From<ReportsError> for ApiError {

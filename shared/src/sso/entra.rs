@@ -7,16 +7,14 @@
 //! [`Signal::TenantWideSignIn`]. `lastSignInDateTime` is never used: it counts failed sign-ins.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tokio::sync::Mutex;
 use url::Url;
 
-use super::http::{Http, join, retry_after, same_origin};
+use super::http::{Http, TokenAnswer, TokenCache, join, retry_after, same_origin};
 use super::{ActivityProvider, HttpOptions, SignIn, Signal, SsoError, clamp_window, keep_latest};
 
 const PROVIDER: &str = "entra";
@@ -39,8 +37,7 @@ pub struct EntraSettings {
 pub struct EntraProvider {
     http: Http,
     settings: EntraSettings,
-    /// One token for the duration of its life; replaced on expiry or a 401.
-    token: Mutex<Option<(SecretString, tokio::time::Instant)>>,
+    token: TokenCache,
 }
 
 impl std::fmt::Debug for EntraProvider {
@@ -52,13 +49,6 @@ impl std::fmt::Debug for EntraProvider {
             .field("box_app_id", &self.settings.box_app_id)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: SecretString,
-    #[serde(default)]
-    expires_in: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,19 +168,16 @@ impl EntraProvider {
         Ok(EntraProvider {
             http: Http::new(PROVIDER, options)?,
             settings,
-            token: Mutex::new(None),
+            token: TokenCache::default(),
         })
     }
 
     /// A valid access token: the cached one, or a new one from the token endpoint.
     async fn token(&self, renew: bool) -> Result<SecretString, SsoError> {
-        let mut cached = self.token.lock().await;
-        if !renew
-            && let Some((token, expires)) = cached.as_ref()
-            && *expires > tokio::time::Instant::now()
-        {
-            return Ok(token.clone());
-        }
+        self.token.get_or_fetch(renew, || self.fetch_token()).await
+    }
+
+    async fn fetch_token(&self) -> Result<TokenAnswer, SsoError> {
         let url = join(
             &self.settings.login_base,
             &format!("/{}/oauth2/v2.0/token", self.settings.tenant_id),
@@ -227,11 +214,7 @@ impl EntraProvider {
                 },
             });
         }
-        let grant: TokenAnswer = decode("get a Graph token", &answer.body)?;
-        // Renew a minute early so a token never expires between check and use.
-        let life = Duration::from_secs(grant.expires_in.unwrap_or(3599).saturating_sub(60).max(1));
-        *cached = Some((grant.access_token.clone(), tokio::time::Instant::now() + life));
-        Ok(grant.access_token)
+        decode("get a Graph token", &answer.body)
     }
 
     /// A Graph GET with the bearer token; a 401 renews the token once.

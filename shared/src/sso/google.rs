@@ -10,7 +10,6 @@
 //! Google gave, never the assertion.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lc_rs::rand::SystemRandom;
@@ -20,10 +19,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tokio::sync::Mutex;
 use url::Url;
 
-use super::http::{Http, join, retry_after};
+use super::http::{Http, TokenAnswer, TokenCache, join, retry_after};
 use super::{ActivityProvider, HttpOptions, SignIn, Signal, SsoError, clamp_window, keep_latest};
 
 const PROVIDER: &str = "google";
@@ -57,8 +55,7 @@ pub struct GoogleProvider {
     http: Http,
     settings: GoogleSettings,
     key: RsaKeyPair,
-    /// One token for the duration of its life; replaced on expiry or a 401.
-    token: Mutex<Option<(SecretString, tokio::time::Instant)>>,
+    token: TokenCache,
 }
 
 impl std::fmt::Debug for GoogleProvider {
@@ -70,13 +67,6 @@ impl std::fmt::Debug for GoogleProvider {
             .field("customer_id", &self.settings.customer_id)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: SecretString,
-    #[serde(default)]
-    expires_in: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -303,7 +293,7 @@ impl GoogleProvider {
             http: Http::new(PROVIDER, options)?,
             settings,
             key,
-            token: Mutex::new(None),
+            token: TokenCache::default(),
         })
     }
 
@@ -338,13 +328,10 @@ impl GoogleProvider {
 
     /// A valid access token: the cached one, or a new one for a fresh assertion.
     async fn token(&self, renew: bool) -> Result<SecretString, SsoError> {
-        let mut cached = self.token.lock().await;
-        if !renew
-            && let Some((token, expires)) = cached.as_ref()
-            && *expires > tokio::time::Instant::now()
-        {
-            return Ok(token.clone());
-        }
+        self.token.get_or_fetch(renew, || self.fetch_token()).await
+    }
+
+    async fn fetch_token(&self) -> Result<TokenAnswer, SsoError> {
         let assertion = self.assertion(Utc::now())?;
         let url = self.settings.token_uri.clone();
         let answer = self
@@ -357,11 +344,7 @@ impl GoogleProvider {
         if !(200..300).contains(&answer.status) {
             return Err(token_error(answer.status, &answer.body));
         }
-        let grant: TokenAnswer = decode("get a Google token", &answer.body)?;
-        // Renew a minute early so a token never expires between check and use.
-        let life = Duration::from_secs(grant.expires_in.unwrap_or(3599).saturating_sub(60).max(1));
-        *cached = Some((grant.access_token.clone(), tokio::time::Instant::now() + life));
-        Ok(grant.access_token)
+        decode("get a Google token", &answer.body)
     }
 
     /// A Reports API GET with the bearer token; a 401 renews the token once, and a 403 quota answer

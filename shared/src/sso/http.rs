@@ -146,3 +146,37 @@ pub(crate) fn join(base: &url::Url, path: &str) -> url::Url {
     url.set_query(None);
     url
 }
+
+/// An OAuth token endpoint's answer.
+#[derive(serde::Deserialize)]
+pub(crate) struct TokenAnswer {
+    pub access_token: secrecy::SecretString,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+/// One bearer token for the duration of its life; replaced on expiry, or when a 401 asks for renewal.
+#[derive(Default)]
+pub(crate) struct TokenCache(tokio::sync::Mutex<Option<(secrecy::SecretString, tokio::time::Instant)>>);
+
+impl TokenCache {
+    /// The cached token, or a new one from `fetch` (concurrent callers wait for that one fetch).
+    pub(crate) async fn get_or_fetch<F, Fut>(&self, renew: bool, fetch: F) -> Result<secrecy::SecretString, SsoError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<TokenAnswer, SsoError>>,
+    {
+        let mut cached = self.0.lock().await;
+        if !renew
+            && let Some((token, expires)) = cached.as_ref()
+            && *expires > tokio::time::Instant::now()
+        {
+            return Ok(token.clone());
+        }
+        let grant = fetch().await?;
+        // Renew a minute early so a token never expires between check and use.
+        let life = Duration::from_secs(grant.expires_in.unwrap_or(3599).saturating_sub(60).max(1));
+        *cached = Some((grant.access_token.clone(), tokio::time::Instant::now() + life));
+        Ok(grant.access_token)
+    }
+}

@@ -32,4 +32,6 @@ mod storage_dynamodb;
 mod storage_secrets;
 mod sync_box;
 mod sync_service;
+mod token_fixture;
 mod token_provider;
+mod token_timing;

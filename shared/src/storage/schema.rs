@@ -15,6 +15,7 @@
 //! | `TENANT#<t>`           | `AUDIT#<time>#<id>`             | one audit record per attempted change     |
 //! | `TENANT#<t>`           | `IDEMPOTENCY#<key>`             | a stored answer for an `Idempotency-Key`  |
 //! | `TENANT#<t>`           | `LEASE#<name>`                  | a short lease (e.g. the token refresh)    |
+//! | `TENANT#<t>`           | `REFRESH_CLAIM#<fingerprint>`   | who may spend one refresh token (expires) |
 //! | `OAUTH_STATE#<hash>`   | `OAUTH_STATE`                   | a pending OAuth `state` (expires, 10 min) |
 //!
 //! GSI `gsi1` (`gsi1pk`, `gsi1sk`) lists connections by status: `gsi1pk = CONNECTIONS#<status>`,
@@ -72,6 +73,12 @@ pub fn user_sk(box_user_id: &str) -> String {
 /// Sort key of a stored idempotent answer.
 pub fn idempotency_sk(key: &str) -> String {
     format!("IDEMPOTENCY#{key}")
+}
+
+/// Sort key of the claim on one refresh token: whoever creates it is the only one ever to send
+/// that refresh token to Box (`fingerprint` is a one-way hash, never the token).
+pub fn refresh_claim_sk(fingerprint: &str) -> String {
+    format!("REFRESH_CLAIM#{fingerprint}")
 }
 
 /// Sort key of a named lease.

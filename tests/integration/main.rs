@@ -15,6 +15,7 @@ mod connect_edge;
 mod connect_fixture;
 mod connect_logs;
 mod connect_oauth;
+mod connect_reconnect;
 mod connect_status;
 mod http_fuzz;
 mod infra_template;

@@ -138,6 +138,8 @@ pub struct TestVault {
     pub fail_writes: AtomicU32,
     /// While set, every write fails (Secrets Manager refusing writes for as long as the test says).
     pub refuse_writes: std::sync::atomic::AtomicBool,
+    /// The next this many writes reach Secrets Manager, but their answer is lost (an error).
+    pub lose_write_answers: AtomicU32,
     /// Each write waits this long (ms) before reaching Secrets Manager: a slow holder.
     pub write_delay_ms: AtomicU64,
     pub stale: std::sync::Mutex<Option<(BoxTokenSet, u32)>>,
@@ -150,6 +152,7 @@ impl TestVault {
             inner,
             fail_writes: AtomicU32::new(0),
             refuse_writes: std::sync::atomic::AtomicBool::new(false),
+            lose_write_answers: AtomicU32::new(0),
             write_delay_ms: AtomicU64::new(0),
             stale: std::sync::Mutex::new(None),
             writes: AtomicU32::new(0),
@@ -183,7 +186,14 @@ impl TokenVault for TestVault {
                 doing: "writing a secret (injected)",
             });
         }
-        TokenVault::write(&self.inner, tenant, tokens, request_token).await
+        let written = TokenVault::write(&self.inner, tenant, tokens, request_token).await;
+        if written.is_ok() && self.lose_write_answers.load(Ordering::SeqCst) > 0 {
+            self.lose_write_answers.fetch_sub(1, Ordering::SeqCst);
+            return Err(SecretError::Unexpected(anyhow::anyhow!(
+                "the answer to a stored write was lost (injected)"
+            )));
+        }
+        written
     }
     async fn delete(&self, tenant: &TenantId) -> Result<(), SecretError> {
         TokenVault::delete(&self.inner, tenant).await

@@ -95,6 +95,23 @@ async fn a_refresh_whose_secret_write_fails_once_is_stored_exactly_once() {
 }
 
 #[tokio::test]
+async fn a_stored_write_whose_answer_was_lost_is_not_stored_twice() {
+    let f = Fixture::new(chrono::Duration::minutes(1)).await;
+    let vault = Arc::new(TestVault::new(f.store.clone()));
+    // The first write reaches Secrets Manager, but its answer is lost. The retry first reads the
+    // secret (the fence), finds the pair stored, and writes nothing more.
+    vault.lose_write_answers.store(1, Ordering::SeqCst);
+    let versions_before = f.secret_versions().await;
+
+    let token = f.provider(vault.clone()).access_token(&f.tenant).await.unwrap();
+
+    assert_eq!(f.token_calls(), 1);
+    assert_eq!(vault.writes.load(Ordering::SeqCst), 1, "the landed write is not repeated");
+    assert_eq!(f.secret_versions().await, versions_before + 1, "one new version");
+    assert_eq!(f.stored().await.access_token.expose_secret(), token.expose_secret());
+}
+
+#[tokio::test]
 async fn a_stale_read_never_sends_a_spent_refresh_token_to_box_again() {
     let f = Fixture::new(chrono::Duration::minutes(1)).await;
     let stale = f.stored().await;

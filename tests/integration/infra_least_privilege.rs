@@ -86,7 +86,9 @@ fn substitute(template: &Value, text: &str) -> String {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').unwrap_or_else(|| panic!("unterminated ${{ in {text:?}"));
+        let end = after
+            .find('}')
+            .unwrap_or_else(|| panic!("unterminated ${{ in {text:?}"));
         let name = &after[..end];
         let value = match name {
             "AWS::Partition" => PARTITION.to_owned(),
@@ -190,7 +192,10 @@ fn allows(template: &Value, function: &Value, action: &str, arn: &str) -> bool {
                 .into_iter()
                 .any(|r| wildcard_match(&resolve(template, r), arn));
             if action_matches && resource_matches {
-                assert_eq!(effect, "Allow", "a Deny statement would need real IAM evaluation: {statement:?}");
+                assert_eq!(
+                    effect, "Allow",
+                    "a Deny statement would need real IAM evaluation: {statement:?}"
+                );
                 allowed = true;
             }
         }
@@ -206,7 +211,10 @@ fn secrets_by_kind(template: &Value) -> Vec<(Kind, String)> {
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
         .build();
     let store = SecretStore::with_prefix(aws_sdk_secretsmanager::Client::from_conf(config), prefix);
-    let app_secret = resolve(template, at(template, &["Resources", "AppSecret", "Properties", "Name"]));
+    let app_secret = resolve(
+        template,
+        at(template, &["Resources", "AppSecret", "Properties", "Name"]),
+    );
     // The app secret always exists (the stack creates it) and is read by its full ARN.
     let mut secrets = vec![(Kind::App, secret_arn(&format!("{app_secret}{SUFFIX}")))];
     for tenant in ["acme", "box", "sso", "app"] {
@@ -235,11 +243,26 @@ fn granted(template: &Value, binary: &str, kind: Kind) -> BTreeSet<(String, Stri
 
 #[test]
 fn iam_wildcards_match_like_iam() {
-    assert!(wildcard_match("a:secret:p/tenants/*/box-??????", "a:secret:p/tenants/acme/box-Ab1Cd2"));
-    assert!(!wildcard_match("a:secret:p/tenants/*/box-??????", "a:secret:p/tenants/acme/box"));
-    assert!(!wildcard_match("a:secret:p/tenants/*/box-??????", "a:secret:p/tenants/acme/box-Ab1Cd23"));
-    assert!(!wildcard_match("a:secret:p/tenants/*/box-??????", "a:secret:p/tenants/box/sso-Ab1Cd2"));
-    assert!(wildcard_match("a:secret:p/tenants/*", "a:secret:p/tenants/box/sso-Ab1Cd2"));
+    assert!(wildcard_match(
+        "a:secret:p/tenants/*/box-??????",
+        "a:secret:p/tenants/acme/box-Ab1Cd2"
+    ));
+    assert!(!wildcard_match(
+        "a:secret:p/tenants/*/box-??????",
+        "a:secret:p/tenants/acme/box"
+    ));
+    assert!(!wildcard_match(
+        "a:secret:p/tenants/*/box-??????",
+        "a:secret:p/tenants/acme/box-Ab1Cd23"
+    ));
+    assert!(!wildcard_match(
+        "a:secret:p/tenants/*/box-??????",
+        "a:secret:p/tenants/box/sso-Ab1Cd2"
+    ));
+    assert!(wildcard_match(
+        "a:secret:p/tenants/*",
+        "a:secret:p/tenants/box/sso-Ab1Cd2"
+    ));
     assert!(wildcard_match("secretsmanager:get*", "secretsmanager:getsecretvalue"));
     assert!(!wildcard_match("secretsmanager:get*", "secretsmanager:putsecretvalue"));
 }
@@ -261,7 +284,10 @@ fn deactivate_cannot_read_sso_secrets() {
 fn oauth_callback_cannot_delete_sso_secrets() {
     let template = template();
     let sso = granted(&template, "oauth-callback", Kind::Sso);
-    assert!(sso.is_empty(), "oauth-callback reaches tenants' SSO credentials: {sso:#?}");
+    assert!(
+        sso.is_empty(),
+        "oauth-callback reaches tenants' SSO credentials: {sso:#?}"
+    );
     // The control: disconnect still deletes the Box tokens it revoked.
     let boxes = granted(&template, "oauth-callback", Kind::Box);
     assert!(
@@ -296,5 +322,9 @@ fn each_function_reaches_only_the_secrets_and_actions_its_code_uses() {
             }
         }
     }
-    assert!(problems.is_empty(), "IAM and the code disagree:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "IAM and the code disagree:\n{}",
+        problems.join("\n")
+    );
 }

@@ -18,6 +18,8 @@ mod connect_oauth;
 mod connect_reconnect;
 mod connect_status;
 mod http_fuzz;
+mod infra_least_privilege;
+mod infra_operations;
 mod infra_template;
 mod openapi_routes;
 mod reports_edge;

@@ -468,3 +468,45 @@ async fn a_token_answer_with_a_huge_expires_in_does_not_panic() {
         assert!(found.contains_key("ann@acme.example"), "{found:?}");
     }
 }
+
+/// The simulators' loopback allowance is a code-level switch: no deployed function sets it, no
+/// environment variable or template parameter reaches it, and the functions' default refuses it.
+#[test]
+fn no_deployed_function_can_enable_the_loopback_simulator_override() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut stack = vec![root.join("functions")];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read a source folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files += 1;
+                let text = std::fs::read_to_string(&path).expect("read a source file");
+                for switch in [
+                    "with_loopback_simulators",
+                    "for_loopback_simulators",
+                    "with_sso_outbound",
+                ] {
+                    assert!(!text.contains(switch), "{} calls {switch}", path.display());
+                }
+            }
+        }
+    }
+    assert!(files >= 5, "only {files} function sources were searched");
+    let outbound = std::fs::read_to_string(root.join("shared/src/sso/outbound.rs")).expect("read the outbound policy");
+    assert!(
+        !outbound.contains("env::var") && !outbound.contains("std::env"),
+        "the policy reads the environment"
+    );
+    let template = std::fs::read_to_string(root.join("infra/template.yaml")).expect("read the template");
+    assert!(
+        !template.to_lowercase().contains("loopback"),
+        "the template mentions loopback"
+    );
+    assert!(
+        !HttpOptions::default().outbound.allows_loopback_simulators(),
+        "the functions' default options allow loopback"
+    );
+}

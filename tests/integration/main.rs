@@ -31,6 +31,7 @@ mod reports_users;
 mod sso_entra;
 mod sso_google;
 mod sso_okta;
+mod sso_outbound;
 mod storage_dynamodb;
 mod storage_secrets;
 mod sync_box;

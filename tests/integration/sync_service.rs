@@ -71,7 +71,7 @@ impl Fixture {
                     ..SyncOptions::default()
                 },
             },
-            sso_http: HttpOptions::default(),
+            sso_http: HttpOptions::for_loopback_simulators(),
         };
         Fixture {
             queue: SqsQueue { client: sqs, url },

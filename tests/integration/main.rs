@@ -31,5 +31,6 @@ mod sso_okta;
 mod storage_dynamodb;
 mod storage_secrets;
 mod sync_box;
+mod sync_resume;
 mod sync_service;
 mod token_provider;

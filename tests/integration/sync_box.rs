@@ -326,3 +326,38 @@ async fn the_incremental_pass_reads_only_new_logins_and_updates_the_counts() {
     assert_eq!(after.active, before.active + 1);
     assert!(run.items_written <= 4, "{} items", run.items_written);
 }
+
+#[tokio::test]
+async fn login_events_delayed_past_the_overlap_are_still_read() {
+    let (aws, tb) = tokio::join!(TestAws::new(), TestBox::start(enterprise(300)));
+    let store: Arc<dyn LicenseStore> = Arc::new(aws.table());
+    let syncer = syncer(&tb, store.clone(), options());
+    syncer.sync(&plan(SyncKind::Full)).await.unwrap();
+    let dormant = tb
+        .sim
+        .users()
+        .into_iter()
+        .find(|u| {
+            u.role == "user" && !u.is_app_user && !u.is_external && u.status == "active" && u.last_login.is_none()
+        })
+        .expect("a never-logged-in user");
+
+    // A sign-in from three hours ago, three times the overlap, appears in the stream only now.
+    let overlap = chrono::Duration::from_std(options().overlap).unwrap();
+    let created_at = Utc::now() - overlap * 3;
+    tb.sim.record_delayed_login(&dormant.id, created_at);
+    let run = syncer.sync(&plan(SyncKind::Incremental)).await.unwrap();
+    assert_eq!(run.outcome, SyncOutcome::Succeeded);
+
+    let user = store.get_user(&tenant(), &dormant.id).await.unwrap().unwrap();
+    assert_eq!(
+        last_login(&user).map(|t| t.timestamp()),
+        Some(created_at.timestamp()),
+        "the delayed login is read: {:?}",
+        user.activity
+    );
+    // And a second pass does not need it again: it reads on from where the stream stopped.
+    tb.sim.reset_counters();
+    syncer.sync(&plan(SyncKind::Incremental)).await.unwrap();
+    assert!(tb.sim.counters().total(Endpoint::Events) <= 2, "{:?}", tb.sim.counters());
+}

@@ -359,5 +359,9 @@ async fn login_events_delayed_past_the_overlap_are_still_read() {
     // And a second pass does not need it again: it reads on from where the stream stopped.
     tb.sim.reset_counters();
     syncer.sync(&plan(SyncKind::Incremental)).await.unwrap();
-    assert!(tb.sim.counters().total(Endpoint::Events) <= 2, "{:?}", tb.sim.counters());
+    assert!(
+        tb.sim.counters().total(Endpoint::Events) <= 2,
+        "{:?}",
+        tb.sim.counters()
+    );
 }

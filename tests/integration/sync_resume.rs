@@ -112,7 +112,15 @@ async fn a_deadline_during_the_listing_of_20000_users_continues_and_loses_no_use
         ),
         "every user counted exactly once"
     );
-    let last = f.aws.table().get_checkpoint(&t).await.unwrap().unwrap().last_run.unwrap();
+    let last = f
+        .aws
+        .table()
+        .get_checkpoint(&t)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_run
+        .unwrap();
     assert_eq!((last.outcome, last.invocations), (SyncOutcome::Succeeded, 2));
     assert_eq!(last.users_listed as usize, sim_users.len(), "each user listed once");
 }
@@ -132,7 +140,11 @@ async fn a_redelivery_after_a_crash_resumes_instead_of_being_skipped() {
     let margin = f.service.syncer.options.deadline_margin;
     let first = f
         .service
-        .run(&f.queue, &message(&t, "slot-1"), Some(Instant::now() + margin + Duration::from_millis(300)))
+        .run(
+            &f.queue,
+            &message(&t, "slot-1"),
+            Some(Instant::now() + margin + Duration::from_millis(300)),
+        )
         .await;
     let TenantOutcome::Continued(first) = first else {
         panic!("the first invocation should stop at its deadline: {first:?}");
@@ -165,9 +177,20 @@ async fn a_redelivery_after_a_crash_resumes_instead_of_being_skipped() {
         .await
         .unwrap();
     assert_eq!(answer["batchItemFailures"], json!([]));
-    let last = f.aws.table().get_checkpoint(&t).await.unwrap().unwrap().last_run.unwrap();
+    let last = f
+        .aws
+        .table()
+        .get_checkpoint(&t)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_run
+        .unwrap();
     assert_eq!(last.outcome, SyncOutcome::Succeeded, "{last:?}");
-    assert_eq!(last.run_id, first.run_id, "the same run, resumed from its saved progress");
+    assert_eq!(
+        last.run_id, first.run_id,
+        "the same run, resumed from its saved progress"
+    );
     assert_eq!(
         f.aws.table().load_users(&t).await.unwrap().len(),
         f.tb.sim.users().len()
@@ -195,7 +218,11 @@ async fn a_delivery_while_a_live_run_holds_the_lease_is_retried_later() {
         ["m-1"],
         "SQS delivers it again later (then to the DLQ), never silently deleted"
     );
-    assert_eq!(f.tb.sim.counters().total_all(), 0, "no Box call while the other run works");
+    assert_eq!(
+        f.tb.sim.counters().total_all(),
+        0,
+        "no Box call while the other run works"
+    );
 }
 
 /// A queue that refuses every message, as SQS does when it is throttled or unreachable.
@@ -236,7 +263,15 @@ async fn a_continuation_that_cannot_be_enqueued_fails_the_message() {
         .await
         .unwrap();
     assert_eq!(answer["batchItemFailures"], json!([]));
-    let last = f.aws.table().get_checkpoint(&t).await.unwrap().unwrap().last_run.unwrap();
+    let last = f
+        .aws
+        .table()
+        .get_checkpoint(&t)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_run
+        .unwrap();
     assert_eq!((last.outcome, last.invocations), (SyncOutcome::Succeeded, 2));
     assert!(f.aws.table().get_summary(&t).await.unwrap().is_some());
 }
@@ -276,12 +311,23 @@ async fn an_sso_sync_whose_provider_outlasts_the_deadline_continues_in_a_new_inv
 
     let (_, answer) = deliver_the_continuation(&f).await;
     assert_eq!(answer["batchItemFailures"], json!([]));
-    let summary = f.aws.table().get_summary(&t).await.unwrap().expect("the continued run completed");
+    let summary = f
+        .aws
+        .table()
+        .get_summary(&t)
+        .await
+        .unwrap()
+        .expect("the continued run completed");
     assert_eq!(summary.activity_provider, "okta");
-    let last = f.aws.table().get_checkpoint(&t).await.unwrap().unwrap().last_run.unwrap();
+    let last = f
+        .aws
+        .table()
+        .get_checkpoint(&t)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_run
+        .unwrap();
     assert_eq!((last.outcome, last.invocations), (SyncOutcome::Succeeded, 2));
-    assert_eq!(
-        f.aws.table().load_users(&t).await.unwrap().len(),
-        users.len()
-    );
+    assert_eq!(f.aws.table().load_users(&t).await.unwrap().len(), users.len());
 }

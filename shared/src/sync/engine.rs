@@ -1,23 +1,24 @@
 //! One tenant's sync. A full sync lists every user (marker paging) and reads LOGIN events since
-//! the checkpoint (the first one back-fills `backfill_days`), in time slices read concurrently
-//! under a per-tenant request budget. Only users whose state changed are written; users are marked
-//! removed and the summary replaced only after a complete listing, so a run that fails halfway
-//! leaves the previous state intact. Near its deadline a run saves its progress and says
-//! [`SyncOutcome::Continued`]; the next invocation resumes it.
+//! the checkpoint (the first one back-fills `backfill_days`; see `logins.rs` for where a
+//! read starts), in time slices read concurrently under a per-tenant request budget. Only users
+//! whose state changed are written; users are marked removed and the summary replaced only after
+//! a complete listing, so a run that fails halfway leaves the previous state intact. Near its
+//! deadline, in any phase (events, SSO sign-ins, the listing), a run saves its progress and says
+//! [`SyncOutcome::Continued`]; the next invocation resumes it, and a listing goes on from its
+//! saved marker without counting anyone twice.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
-use secrecy::SecretString;
+use futures::TryStreamExt;
 use tokio::time::Instant;
 
 use super::store::LicenseStore;
 use super::{LicenseSummary, RunProgress, SliceProgress, SyncCheckpoint, SyncKind, SyncOutcome, SyncRun};
-use crate::boxapi::{BoxClient, BoxError, EventsQuery, RequestBudget, User, UserStatus, UserType};
+use crate::boxapi::{BoxClient, BoxError, RequestBudget, User, UserStatus, UserType};
 use crate::connection::ActivitySource;
 use crate::ids::TenantId;
 use crate::license::{Activity, ActivityHistogram, ActivityOrigin, UserKind, UserLicense};
@@ -113,10 +114,10 @@ pub struct Syncer {
 
 /// Counters of one invocation.
 #[derive(Default)]
-struct Tally {
-    items_written: u64,
-    users_listed: u64,
-    events_read: u64,
+pub(super) struct Tally {
+    pub(super) items_written: u64,
+    pub(super) users_listed: u64,
+    pub(super) events_read: u64,
 }
 
 impl Syncer {
@@ -219,12 +220,16 @@ impl Syncer {
         Ok(())
     }
 
-    fn near_deadline(&self, deadline: Option<Instant>) -> bool {
+    pub(super) fn near_deadline(&self, deadline: Option<Instant>) -> bool {
         deadline.is_some_and(|d| Instant::now() + self.options.deadline_margin >= d)
     }
 
     /// `work`, unless the deadline (less the margin) comes first: then `None`.
-    async fn before_deadline<T>(&self, deadline: Option<Instant>, work: impl std::future::Future<Output = T>) -> Option<T> {
+    async fn before_deadline<T>(
+        &self,
+        deadline: Option<Instant>,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
         match deadline {
             None => Some(work.await),
             Some(d) => {
@@ -244,7 +249,10 @@ impl Syncer {
     ) -> Result<(RunProgress, HashMap<String, DateTime<Utc>>), SyncError> {
         if let Some(p) = checkpoint.in_progress.take() {
             if p.kind == plan.kind && p.started_at > now - chrono::Duration::hours(MAX_RUN_AGE_HOURS) {
-                let logins = self.store.load_scratch(&plan.tenant, &p.run_id, p.scratch_chunks).await?;
+                let logins = self
+                    .store
+                    .load_scratch(&plan.tenant, &p.run_id, p.scratch_chunks)
+                    .await?;
                 tracing::info!(run = %p.run_id, users = logins.len(), invocations = p.invocations, "resuming an interrupted sync");
                 return Ok((p, logins));
             }
@@ -255,39 +263,6 @@ impl Syncer {
             ActivitySource::BoxEvents => self.event_window(checkpoint, now),
         };
         Ok((new_run(plan.kind, now, slices), HashMap::new()))
-    }
-
-    /// The login events to read: on from the saved stream position (a login that shows up late
-    /// is still read, see [`SyncOptions::late_window`]); without one, a back-fill in time
-    /// slices, or (an old checkpoint) the overlap before it.
-    fn event_window(&self, checkpoint: &SyncCheckpoint, now: DateTime<Utc>) -> Vec<SliceProgress> {
-        let duration = |d: Duration| chrono::Duration::from_std(d).unwrap_or_default();
-        match (checkpoint.events_until, &checkpoint.events_position) {
-            (Some(until), Some(position)) => vec![SliceProgress {
-                from: (until - duration(self.options.late_window)).min(now),
-                to: now,
-                position: Some(position.clone()),
-                done: false,
-            }],
-            (until, _) => {
-                let backfill = chrono::Duration::days(i64::from(self.options.backfill_days.clamp(1, 365)));
-                let from = until.map_or(now - backfill, |t| t - duration(self.options.overlap));
-                // A slice per day at most: a short window (an hour's overlap) is one stream.
-                let days = usize::try_from((now - from).num_days() + 1).unwrap_or(1);
-                time_slices(from, now, self.options.slices.min(days))
-            }
-        }
-    }
-
-    /// After a complete read: the next one starts at the stream position where this one ended,
-    /// and the checkpoint's time is the newest login read (the events' own time, not ours).
-    fn advance_events(checkpoint: &mut SyncCheckpoint, progress: &RunProgress, logins: &HashMap<String, DateTime<Utc>>) {
-        if let Some(position) = progress.slices.last().and_then(|s| s.position.clone()) {
-            checkpoint.events_position = Some(position);
-        }
-        let newest = logins.values().max().copied();
-        let floor = progress.slices.first().map(|s| s.from);
-        checkpoint.events_until = [checkpoint.events_until, newest].into_iter().flatten().max().or(floor);
     }
 
     /// Saves a run stopped near its deadline; the next invocation resumes it. `logins`: what
@@ -329,8 +304,13 @@ impl Syncer {
         //    invocation of the run: one bounded read, cut off at the deadline).
         let (sso, history_since) = match plan.source {
             ActivitySource::BoxEvents => {
-                if !self.read_logins(plan, client, &mut progress, &mut logins, tally).await? {
-                    return self.pause(tenant, client, checkpoint, progress, Some(&logins), tally).await;
+                if !self
+                    .read_logins(plan, client, &mut progress, &mut logins, tally)
+                    .await?
+                {
+                    return self
+                        .pause(tenant, client, checkpoint, progress, Some(&logins), tally)
+                        .await;
                 }
                 let since = progress.slices.first().map_or(now, |s| s.from);
                 (None, Some(checkpoint.history_since.unwrap_or(since)))
@@ -468,105 +448,6 @@ impl Syncer {
         Ok(SyncOutcome::Succeeded)
     }
 
-    /// Reads the run's unfinished slices of LOGIN events into each user's latest login. Returns
-    /// whether every slice is complete (`false`: stopped at the deadline).
-    async fn read_logins(
-        &self,
-        plan: &SyncPlan,
-        client: &BoxClient,
-        progress: &mut RunProgress,
-        logins: &mut HashMap<String, DateTime<Utc>>,
-        tally: &mut Tally,
-    ) -> Result<bool, SyncError> {
-        let tenant = &plan.tenant;
-        let shared = Arc::new(Mutex::new(std::mem::take(logins)));
-        let results: Vec<Result<(usize, SliceProgress, u64), SyncError>> =
-            futures::stream::iter(progress.slices.clone().into_iter().enumerate().filter(|(_, s)| !s.done))
-                .map(|(i, slice)| {
-                    let shared = shared.clone();
-                    async move {
-                        let (slice, events) = self.read_slice(tenant, client, slice, &shared, plan.deadline).await?;
-                        Ok((i, slice, events))
-                    }
-                })
-                .buffer_unordered(self.options.slices.max(1))
-                .collect()
-                .await;
-        let mut first_error = None;
-        for result in results {
-            match result {
-                Ok((i, slice, events)) => {
-                    progress.slices[i] = slice;
-                    tally.events_read += events;
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        *logins = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        Ok(progress.slices.iter().all(|s| s.done))
-    }
-
-    /// Reads one time slice from its saved position; stops early near the deadline. A 401
-    /// refreshes the token once and resumes from the last position.
-    async fn read_slice(
-        &self,
-        tenant: &TenantId,
-        client: &BoxClient,
-        mut slice: SliceProgress,
-        logins: &Mutex<HashMap<String, DateTime<Utc>>>,
-        deadline: Option<Instant>,
-    ) -> Result<(SliceProgress, u64), SyncError> {
-        let mut events = 0u64;
-        let mut rejected: Option<SecretString> = None;
-        loop {
-            let token = self.tokens.token(tenant, rejected.as_ref()).await?;
-            let query = EventsQuery {
-                stream_position: slice.position.clone(),
-                ..EventsQuery::logins(slice.from, slice.to)
-            };
-            let mut pages = client.admin_event_pages(token.clone(), query);
-            loop {
-                if self.near_deadline(deadline) {
-                    return Ok((slice, events));
-                }
-                match pages.next().await {
-                    None => {
-                        slice.done = true;
-                        return Ok((slice, events));
-                    }
-                    Some(Ok(page)) => {
-                        events += page.events.len() as u64;
-                        let mut map = logins.lock().unwrap_or_else(|p| p.into_inner());
-                        for e in &page.events {
-                            if e.event_type.as_deref() != Some(crate::boxapi::LOGIN_EVENT) {
-                                continue;
-                            }
-                            let (Some(by), Some(at)) = (&e.created_by, e.created_at) else {
-                                continue;
-                            };
-                            if by.id == crate::boxapi::ANONYMOUS_USER_ID {
-                                continue;
-                            }
-                            let slot = map.entry(by.id.clone()).or_insert(at);
-                            *slot = (*slot).max(at);
-                        }
-                        slice.position = Some(page.next_stream_position);
-                    }
-                    Some(Err(BoxError::Unauthorized(_))) if rejected.is_none() => {
-                        rejected = Some(token);
-                        break;
-                    }
-                    Some(Err(e)) => return Err(e.into()),
-                }
-            }
-        }
-    }
-
     /// Reads only new login events and updates the users they name and the summary's counts.
     async fn incremental(
         &self,
@@ -581,7 +462,11 @@ impl Syncer {
                 "incremental passes read Box's event stream, which is closed for this tenant".into(),
             ));
         }
-        if checkpoint.in_progress.as_ref().is_some_and(|p| p.kind == SyncKind::Full) {
+        if checkpoint
+            .in_progress
+            .as_ref()
+            .is_some_and(|p| p.kind == SyncKind::Full)
+        {
             // The unfinished full sync reads these events too; its progress must not be replaced.
             return Ok(SyncOutcome::Skipped);
         }
@@ -593,8 +478,13 @@ impl Syncer {
         let now = Utc::now();
         let (mut progress, mut logins) = self.start_or_resume(plan, checkpoint, now).await?;
         let fresh_logins = progress.slices.iter().any(|s| !s.done);
-        if !self.read_logins(plan, client, &mut progress, &mut logins, tally).await? {
-            return self.pause(tenant, client, checkpoint, progress, Some(&logins), tally).await;
+        if !self
+            .read_logins(plan, client, &mut progress, &mut logins, tally)
+            .await?
+        {
+            return self
+                .pause(tenant, client, checkpoint, progress, Some(&logins), tally)
+                .await;
         }
         let mut changed = Vec::new();
         for (id, at) in &logins {
@@ -673,20 +563,6 @@ fn new_run(kind: SyncKind, now: DateTime<Utc>, slices: Vec<SliceProgress>) -> Ru
         invocations: 0,
         listing: None,
     }
-}
-
-/// `from..to` in `slices` consecutive time slices, read concurrently.
-fn time_slices(from: DateTime<Utc>, to: DateTime<Utc>, slices: usize) -> Vec<SliceProgress> {
-    let slices = slices.max(1) as i32;
-    let span = (to - from) / slices;
-    (0..slices)
-        .map(|i| SliceProgress {
-            from: from + span * i,
-            to: if i == slices - 1 { to } else { from + span * (i + 1) },
-            position: None,
-            done: false,
-        })
-        .collect()
 }
 
 fn activity_of(user: &User, logins: &HashMap<String, DateTime<Utc>>, sso: Option<&SsoSignIns>) -> Activity {

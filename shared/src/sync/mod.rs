@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod invocation;
+mod logins;
 pub mod service;
 mod sso;
 pub mod store;

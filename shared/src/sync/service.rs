@@ -171,12 +171,16 @@ impl SyncService {
         let lease = deadline.map_or(SYNC_LEASE, |d| {
             (d.saturating_duration_since(Instant::now()) + SYNC_LEASE_GRACE).min(SYNC_LEASE)
         });
-        if let LeaseOutcome::HeldBy { expires_at, .. } = self.table.try_acquire_lease(&pk, "sync", &holder, lease).await? {
+        if let LeaseOutcome::HeldBy { expires_at, .. } =
+            self.table.try_acquire_lease(&pk, "sync", &holder, lease).await?
+        {
             // A live run: this delivery must wait for it, not vanish. SQS delivers the message
             // again after its visibility timeout (then, after maxReceiveCount, to the DLQ).
             return Ok(TenantOutcome::Failed {
                 retry: true,
-                error: format!("another sync of this tenant is running (its lease ends at {expires_at}); delivered again later"),
+                error: format!(
+                    "another sync of this tenant is running (its lease ends at {expires_at}); delivered again later"
+                ),
             });
         }
         let result = self.sync_connected(message, &connection, deadline).await;

@@ -52,7 +52,8 @@ pub trait LicenseStore: Send + Sync {
     ) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
     /// Records ids a cut-short listing got through, as scratch items numbered from `first`;
     /// returns how many items it wrote.
-    async fn save_listed(&self, tenant: &TenantId, run_id: &str, first: u32, ids: &[String]) -> Result<u32, StoreError>;
+    async fn save_listed(&self, tenant: &TenantId, run_id: &str, first: u32, ids: &[String])
+    -> Result<u32, StoreError>;
     /// Every id recorded by [`LicenseStore::save_listed`] in items `0..chunks`.
     async fn load_listed(
         &self,
@@ -230,7 +231,13 @@ impl LicenseStore for Table {
         Ok(seen)
     }
 
-    async fn save_listed(&self, tenant: &TenantId, run_id: &str, first: u32, ids: &[String]) -> Result<u32, StoreError> {
+    async fn save_listed(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        first: u32,
+        ids: &[String],
+    ) -> Result<u32, StoreError> {
         let pk = tenant_pk(tenant);
         let expires_at = (Utc::now() + chrono::Duration::days(2)).timestamp();
         let items: Vec<(Key, ListedItem)> = ids
@@ -380,7 +387,13 @@ impl LicenseStore for MemoryStore {
             .cloned()
             .unwrap_or_default())
     }
-    async fn save_listed(&self, tenant: &TenantId, run_id: &str, first: u32, ids: &[String]) -> Result<u32, StoreError> {
+    async fn save_listed(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        first: u32,
+        ids: &[String],
+    ) -> Result<u32, StoreError> {
         let mut state = self.lock();
         let mut written = 0;
         for (n, chunk) in ids.chunks(LISTED_IDS_PER_ITEM).enumerate() {

@@ -317,8 +317,8 @@ impl State {
     /// Box's admin_logs, which favours completeness over latency), and gets a lag so recorded_at is
     /// "now". Positions already handed out never shift.
     pub fn push_event(&mut self, kind: EventKind, user: u32, at: DateTime<Utc>, now: DateTime<Utc>) {
-        let in_order = self.sorted_len == self.events.len()
-            && self.events.last().is_none_or(|e| e.at <= at.timestamp());
+        let in_order =
+            self.sorted_len == self.events.len() && self.events.last().is_none_or(|e| e.at <= at.timestamp());
         self.push_event_at_end(kind, user, at, now, in_order);
     }
 

@@ -12,7 +12,7 @@ use seatsync::sso::SsoConfig;
 use seatsync::storage::schema::tenant_pk;
 use seatsync::sync::invocation::handle;
 use seatsync::sync::service::SYNC_LEASE_GRACE;
-use seatsync::sync::{LicenseStore, SyncMessage, SyncOutcome, SyncQueue, TenantOutcome};
+use seatsync::sync::{LicenseStore, SyncKind, SyncMessage, SyncOutcome, SyncQueue, TenantOutcome};
 use seatsync_tests::sync::{enterprise, truth};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -223,6 +223,18 @@ async fn a_delivery_while_a_live_run_holds_the_lease_is_retried_later() {
         0,
         "no Box call while the other run works"
     );
+
+    // An incremental pass is not retried: the next one, 15 minutes on, reads on from the same
+    // stream position, and retries would only fill the DLQ while a long full sync runs.
+    let incremental = SyncMessage {
+        kind: SyncKind::Incremental,
+        ..message(&t, "slot-2")
+    };
+    let answer = handle(&f.service, &f.queue, sqs_event("m-2", &incremental), None)
+        .await
+        .unwrap();
+    assert!(failed_ids(&answer).is_empty(), "{answer}");
+    assert_eq!(f.tb.sim.counters().total_all(), 0);
 }
 
 /// A queue that refuses every message, as SQS does when it is throttled or unreachable.

@@ -174,6 +174,14 @@ impl SyncService {
         if let LeaseOutcome::HeldBy { expires_at, .. } =
             self.table.try_acquire_lease(&pk, "sync", &holder, lease).await?
         {
+            if message.kind == SyncKind::Incremental {
+                // Nothing is lost: the next pass, 15 minutes on, reads on from the same stream
+                // position. Retrying it would only fill the DLQ while a long full sync runs.
+                return Ok(TenantOutcome::Skipped(format!(
+                    "another sync of this tenant is running (its lease ends at {expires_at}); the next \
+                     incremental pass reads these events"
+                )));
+            }
             // A live run: this delivery must wait for it, not vanish. SQS delivers the message
             // again after its visibility timeout (then, after maxReceiveCount, to the DLQ).
             return Ok(TenantOutcome::Failed {

@@ -365,3 +365,50 @@ async fn login_events_delayed_past_the_overlap_are_still_read() {
         tb.sim.counters()
     );
 }
+
+#[tokio::test]
+async fn an_incremental_pass_during_an_unfinished_full_sync_keeps_its_progress() {
+    let (aws, tb) = tokio::join!(TestAws::new(), TestBox::start(enterprise(400)));
+    let store: Arc<dyn LicenseStore> = Arc::new(aws.table());
+    syncer(&tb, store.clone(), options())
+        .sync(&plan(SyncKind::Full))
+        .await
+        .unwrap();
+    // A second full sync is cut at its deadline while reading the back-filled window again.
+    store.put_checkpoint(&tenant(), &Default::default()).await.unwrap();
+    tb.sim.set_faults(Faults {
+        latency: Duration::from_millis(40),
+        ..Faults::default()
+    });
+    let cut = SyncOptions {
+        deadline_margin: Duration::ZERO,
+        slices: 2,
+        ..options()
+    };
+    let first = syncer(&tb, store.clone(), cut.clone())
+        .sync(&SyncPlan {
+            deadline: Some(tokio::time::Instant::now() + Duration::from_millis(400)),
+            ..plan(SyncKind::Full)
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, SyncOutcome::Continued);
+    tb.sim.set_faults(Faults::default());
+
+    let pass = syncer(&tb, store.clone(), cut.clone())
+        .sync(&plan(SyncKind::Incremental))
+        .await;
+    assert!(
+        pass.as_ref()
+            .is_ok_and(|r| r.outcome == SyncOutcome::Skipped && r.run_id != first.run_id),
+        "{pass:?}"
+    );
+    let resumed = syncer(&tb, store.clone(), cut)
+        .sync(&plan(SyncKind::Full))
+        .await
+        .unwrap();
+    assert_eq!(
+        (resumed.outcome, resumed.run_id, resumed.invocations),
+        (SyncOutcome::Succeeded, first.run_id, 2)
+    );
+}

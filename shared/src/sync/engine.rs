@@ -151,9 +151,16 @@ impl Syncer {
             },
         };
         let (outcome, error, prior) = match &result {
+            Ok(SyncOutcome::Skipped) => (
+                SyncOutcome::Skipped,
+                Some("a full sync of this tenant is unfinished; it reads these events".to_owned()),
+                None,
+            ),
             Ok(outcome) => (*outcome, None, checkpoint.in_progress.clone()),
             Err(e) => (SyncOutcome::Failed, Some(e.to_string()), None),
         };
+        // A skipped pass is a run of its own, not part of the unfinished one.
+        let resumed = resumed.filter(|_| outcome != SyncOutcome::Skipped);
         if let Err(SyncError::Box(_) | SyncError::Token(_) | SyncError::Store(_) | SyncError::Sso(_)) = &result {
             checkpoint.in_progress = saved;
         }

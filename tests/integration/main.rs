@@ -35,6 +35,7 @@ mod sso_outbound;
 mod storage_dynamodb;
 mod storage_secrets;
 mod sync_box;
+mod sync_resume;
 mod sync_service;
 mod token_fixture;
 mod token_provider;

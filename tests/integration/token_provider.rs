@@ -106,7 +106,11 @@ async fn a_stored_write_whose_answer_was_lost_is_not_stored_twice() {
     let token = f.provider(vault.clone()).access_token(&f.tenant).await.unwrap();
 
     assert_eq!(f.token_calls(), 1);
-    assert_eq!(vault.writes.load(Ordering::SeqCst), 1, "the landed write is not repeated");
+    assert_eq!(
+        vault.writes.load(Ordering::SeqCst),
+        1,
+        "the landed write is not repeated"
+    );
     assert_eq!(f.secret_versions().await, versions_before + 1, "one new version");
     assert_eq!(f.stored().await.access_token.expose_secret(), token.expose_secret());
 }

@@ -10,18 +10,22 @@
 use std::time::Duration;
 
 use crate::ids::TenantId;
-use crate::storage::schema::{SK_SUMMARY, SK_SYNC_CHECKPOINT, SK_SYNC_PREFIX, SK_USER_PREFIX, tenant_pk};
+use crate::storage::schema::{
+    SK_SUMMARY, SK_SYNC_CHECKPOINT, SK_SYNC_LISTED_PREFIX, SK_SYNC_PREFIX, SK_SYNC_SCRATCH_PREFIX, SK_USER_PREFIX,
+    tenant_pk,
+};
 use crate::storage::{LeaseOutcome, StoreError, Table};
 
 /// The sync's lease name (`usage-sync` holds it while it runs).
 const SYNC_LEASE: &str = "sync";
 /// Sort-key prefixes of everything derived from the enterprise.
-const ENTERPRISE_STATE: [&str; 5] = [
+const ENTERPRISE_STATE: [&str; 6] = [
     SK_USER_PREFIX,
     SK_SUMMARY,
     SK_SYNC_CHECKPOINT,
     SK_SYNC_PREFIX,
-    "SYNCSCRATCH#",
+    SK_SYNC_SCRATCH_PREFIX,
+    SK_SYNC_LISTED_PREFIX,
 ];
 
 /// Why the state could not be reset.

@@ -12,6 +12,9 @@
 //! | `TENANT#<t>`           | `USER#<box user id>`            | one Box user's license state              |
 //! | `TENANT#<t>`           | `SYNC#<started at>#<run id>`    | sync history (expires after 90 days)      |
 //! | `TENANT#<t>`           | `CHECKPOINT#sync`               | where an interrupted sync resumes         |
+//! | `TENANT#<t>`           | `SYNCSCRATCH#<run>#<n>`         | a continued run's activity so far (2 days)|
+//! | `TENANT#<t>`           | `SYNCLISTED#<run>#<n>`          | a continued run's listed ids (2 days)     |
+//! | `TENANT#<t>`           | `SYNCDONE#<kind>#<slot>`        | a scheduled slot already synced           |
 //! | `TENANT#<t>`           | `AUDIT#<time>#<id>`             | one audit record per attempted change     |
 //! | `TENANT#<t>`           | `IDEMPOTENCY#<key>`             | a stored answer for an `Idempotency-Key`  |
 //! | `TENANT#<t>`           | `LEASE#<name>`                  | a short lease (e.g. the token refresh)    |
@@ -62,6 +65,10 @@ pub const SK_SYNC_CHECKPOINT: &str = "CHECKPOINT#sync";
 pub const SK_USER_PREFIX: &str = "USER#";
 /// Prefix of sync-history sort keys.
 pub const SK_SYNC_PREFIX: &str = "SYNC#";
+/// Prefix of a continued sync run's saved activity.
+pub const SK_SYNC_SCRATCH_PREFIX: &str = "SYNCSCRATCH#";
+/// Prefix of a continued sync run's saved listing.
+pub const SK_SYNC_LISTED_PREFIX: &str = "SYNCLISTED#";
 /// Prefix of audit-record sort keys.
 pub const SK_AUDIT_PREFIX: &str = "AUDIT#";
 

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::ids::TenantId;
 use crate::license::UserLicense;
 use crate::storage::schema::{
-    SK_SUMMARY, SK_SYNC_CHECKPOINT, SK_SYNC_PREFIX, SK_USER_PREFIX, TTL_ATTRIBUTE, tenant_pk, user_sk,
+    SK_SUMMARY, SK_SYNC_CHECKPOINT, SK_SYNC_LISTED_PREFIX, SK_SYNC_PREFIX, SK_SYNC_SCRATCH_PREFIX, SK_USER_PREFIX,
+    TTL_ATTRIBUTE, tenant_pk, user_sk,
 };
 use crate::storage::{Key, StoreError, Table};
 
@@ -104,11 +105,11 @@ fn decode_pairs(text: &str, into: &mut HashMap<String, DateTime<Utc>>) -> Result
 }
 
 fn scratch_sk(run_id: &str, n: u32) -> String {
-    format!("SYNCSCRATCH#{run_id}#{n:04}")
+    format!("{SK_SYNC_SCRATCH_PREFIX}{run_id}#{n:04}")
 }
 
 fn listed_sk(run_id: &str, n: u32) -> String {
-    format!("SYNCLISTED#{run_id}#{n:05}")
+    format!("{SK_SYNC_LISTED_PREFIX}{run_id}#{n:05}")
 }
 
 /// Ids listed so far by a run, `;`-separated (Box user ids are digits).

@@ -233,6 +233,37 @@ async fn stored_sso_settings_pointing_at_loopback_make_the_sync_refuse_without_a
 }
 
 #[tokio::test]
+async fn a_refused_stored_sso_endpoint_is_explained_in_the_last_sync() {
+    let f = Fixture::new().await;
+    let runtime_api = Listener::start().await;
+    let tenant = f
+        .sso_tenant("okta", &okta_at(&format!("http://{}", runtime_api.addr)))
+        .await;
+    let service = f.service(HttpOptions::default());
+
+    let outcome = service.run(&f.queue, &message(&tenant), None).await;
+
+    assert!(
+        matches!(outcome, TenantOutcome::Failed { retry: false, .. }),
+        "a refused endpoint is not retried: {outcome:?}"
+    );
+    let last = f
+        .aws
+        .table()
+        .get_checkpoint(&tenant)
+        .await
+        .unwrap()
+        .and_then(|c| c.last_run)
+        .expect("the refused sync is on the record");
+    let error = last.error.unwrap_or_default();
+    assert!(
+        error.contains("okta"),
+        "the tenant is told which setting to fix: {error}"
+    );
+    assert_eq!(runtime_api.connections(), 0);
+}
+
+#[tokio::test]
 async fn a_redirect_from_the_provider_is_not_followed() {
     let okta = OktaSim::start(OktaConfig {
         users: vec![SsoPerson::new("ann@acme.example").signed_in(Utc::now() - TimeDelta::hours(1))],

@@ -236,26 +236,19 @@ impl SyncService {
         deadline: Option<Instant>,
     ) -> Result<SyncRun, SyncError> {
         let settings = self.settings.get(&message.tenant).await?;
-        let sso: Option<Arc<dyn SsoSource>> = match connection.activity_source {
-            ActivitySource::BoxEvents => None,
-            ActivitySource::Sso => {
-                let name = self.secrets.sso_secret_name(&message.tenant);
-                let config = self
-                    .secrets
-                    .read_json::<SsoConfig>(&name)
-                    .await
-                    .map_err(|e| SyncError::Sso(e.to_string()))?
-                    .ok_or_else(|| {
-                        SyncError::Precondition(
-                            "Box's event stream is closed for this tenant and no SSO provider credentials are stored \
-                             (set them in the tenant's settings)"
-                                .into(),
-                        )
-                    })?
-                    .value;
-                let provider =
-                    crate::sso::provider(&config, self.sso_http.clone()).map_err(|e| SyncError::Sso(e.to_string()))?;
-                Some(Arc::new(ProviderSource(provider)))
+        let sso = match self.sso_source(&message.tenant, connection.activity_source).await {
+            Ok(sso) => sso,
+            Err(e) => {
+                // A setting the tenant must fix: say so where the tenant looks (`last_sync`).
+                if !is_transient(&e)
+                    && let Err(record) = self
+                        .syncer
+                        .record_skip(&message.tenant, message.kind, &e.to_string())
+                        .await
+                {
+                    tracing::warn!(error = %record, "could not record why the sync could not start");
+                }
+                return Err(e);
             }
         };
         let plan = SyncPlan {
@@ -267,6 +260,37 @@ impl SyncService {
             deadline,
         };
         self.syncer.sync(&plan).await
+    }
+}
+
+impl SyncService {
+    /// The tenant's SSO provider when Box's events are closed to it; its stored endpoints are checked
+    /// against the providers' hosts again here (settings written before that rule existed).
+    async fn sso_source(
+        &self,
+        tenant: &TenantId,
+        source: ActivitySource,
+    ) -> Result<Option<Arc<dyn SsoSource>>, SyncError> {
+        if source == ActivitySource::BoxEvents {
+            return Ok(None);
+        }
+        let name = self.secrets.sso_secret_name(tenant);
+        let config = self
+            .secrets
+            .read_json::<SsoConfig>(&name)
+            .await
+            .map_err(|e| SyncError::Sso(e.to_string()))?
+            .ok_or_else(|| {
+                SyncError::Precondition(
+                    "Box's event stream is closed for this tenant and no SSO provider credentials are stored \
+                     (set them in the tenant's settings)"
+                        .into(),
+                )
+            })?
+            .value;
+        let provider =
+            crate::sso::provider(&config, self.sso_http.clone()).map_err(|e| SyncError::Sso(e.to_string()))?;
+        Ok(Some(Arc::new(ProviderSource(provider))))
     }
 }
 

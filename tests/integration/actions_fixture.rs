@@ -267,3 +267,52 @@ pub fn ok(response: &ApiResponse) -> Value {
     assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
     response.json()
 }
+
+impl Actions {
+    /// Like [`Actions::deactivate`], in a Lambda invocation whose deadline is `deadline_in` away
+    /// (lambda_http puts the invocation's context in the request extensions).
+    pub async fn deactivate_within(&self, user: &str, body: Value, key: &str, deadline_in: std::time::Duration) -> ApiResponse {
+        send_within(&self.router, deactivate_request(user, &body, key), deadline_in).await
+    }
+}
+
+pub fn deactivate_request(user: &str, body: &Value, key: &str) -> ApiRequest {
+    ApiRequest::authorized("POST", &format!("/users/{user}/deactivate"), Actions::claims(TENANT))
+        .json(body)
+        .header("idempotency-key", key)
+}
+
+/// Sends `request` through `router` as an invocation with `deadline_in` left.
+pub async fn send_within(router: &Router, request: ApiRequest, deadline_in: std::time::Duration) -> ApiResponse {
+    use lambda_http::RequestExt as _;
+    use tower::ServiceExt as _;
+    let deadline = std::time::SystemTime::now() + deadline_in;
+    let mut context = lambda_http::Context::default();
+    context.deadline = deadline
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64;
+    let request = request.into_request().with_lambda_context(context);
+    let response = router.clone().oneshot(request).await.expect("routers are infallible");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("read the response body")
+        .to_vec();
+    ApiResponse { status, headers, body }
+}
+
+/// The summary as it should be: counted from the stored users (the computed time aside).
+pub async fn summary_matches_users(f: &Actions) {
+    let stored = f.summary().await;
+    let users = f.users().await;
+    let counted = seatsync::sync::engine::summarize(
+        users.values(),
+        stored.activity_source,
+        stored.activity_provider.clone(),
+        stored.history_since,
+        stored.computed_at,
+    );
+    assert_eq!(stored, counted, "the stored summary equals the count of the stored users");
+}

@@ -983,6 +983,7 @@ fn user_json(st: &State, u: &UserRec, fields: Option<&[String]>) -> Value {
         return Value::Null;
     };
     let keep = |k: &str| match fields {
+        _ if k == "role" && u.role == crate::Role::Withheld => false,
         Some(f) => MINI.contains(&k) || f.iter().any(|x| x == k),
         None => STANDARD.contains(&k),
     };

@@ -26,16 +26,23 @@ async fn cut_after_the_box_write(f: &Actions, id: &str, key: &str) {
     let request = deactivate_request(id, &json!({"reason": "left"}), key);
     let attempt = tokio::spawn(async move { send_within(&router, request, CUT_DEADLINE).await });
     for _ in 0..400 {
-        if f.tb.sim.counters().total(Endpoint::TerminateSessions) >= 1 || attempt.is_finished() {
+        if f.tb.sim.counters().total(Endpoint::UserUpdate) >= 1 || attempt.is_finished() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert!(!attempt.is_finished(), "the first attempt is still running when it is cut");
+    assert!(
+        !attempt.is_finished(),
+        "the first attempt is still running when it is cut"
+    );
     attempt.abort();
     let _ = attempt.await;
     assert_eq!(f.tb.sim.user(id).unwrap().status, "inactive", "Box changed");
-    assert_eq!(f.user(id).await.status, UserStatus::Active, "seatsync did not record it");
+    assert_eq!(
+        f.user(id).await.status,
+        UserStatus::Active,
+        "seatsync did not record it"
+    );
     assert!(f.audit().await.is_empty(), "no audit record yet");
 }
 
@@ -44,7 +51,12 @@ async fn cut_after_the_box_write(f: &Actions, id: &str, key: &str) {
 async fn retry_until_answered(f: &Actions, id: &str, key: &str) -> (usize, seatsync_tests::apigw::ApiResponse) {
     let mut conflicts = 0;
     for _ in 0..60 {
-        let answer = send_within(&f.router, deactivate_request(id, &json!({"reason": "left"}), key), CUT_DEADLINE).await;
+        let answer = send_within(
+            &f.router,
+            deactivate_request(id, &json!({"reason": "left"}), key),
+            CUT_DEADLINE,
+        )
+        .await;
         if answer.status != 409 {
             return (conflicts, answer);
         }
@@ -79,10 +91,19 @@ async fn a_change_cut_between_the_box_write_and_the_record_is_completed_by_the_r
         "the record says it was reconciled: {:?}",
         audit[0].detail
     );
-    assert_eq!(f.user(&id).await.status, UserStatus::Inactive, "the stored state is complete");
+    assert_eq!(
+        f.user(&id).await.status,
+        UserStatus::Inactive,
+        "the stored state is complete"
+    );
     assert_eq!(f.summary().await.deactivated, before.deactivated + 1);
     summary_matches_users(&f).await;
-    let replay = send_within(&f.router, deactivate_request(&id, &json!({"reason": "left"}), "cut-1"), CUT_DEADLINE).await;
+    let replay = send_within(
+        &f.router,
+        deactivate_request(&id, &json!({"reason": "left"}), "cut-1"),
+        CUT_DEADLINE,
+    )
+    .await;
     assert_eq!(replay.json(), body, "the key now replays the completed answer");
 }
 
@@ -93,7 +114,12 @@ async fn an_abandoned_in_progress_key_is_taken_over_after_its_lease() {
     cut_after_the_box_write(&f, &id, "abandoned-1").await;
 
     // While the cut invocation could still be alive, the key is busy and says when to come back.
-    let busy = send_within(&f.router, deactivate_request(&id, &json!({"reason": "left"}), "abandoned-1"), CUT_DEADLINE).await;
+    let busy = send_within(
+        &f.router,
+        deactivate_request(&id, &json!({"reason": "left"}), "abandoned-1"),
+        CUT_DEADLINE,
+    )
+    .await;
     busy.problem(409);
     let retry_after: u64 = busy
         .header("retry-after")
@@ -103,10 +129,19 @@ async fn an_abandoned_in_progress_key_is_taken_over_after_its_lease() {
 
     // After the lease, two retries race: exactly one takes the key over.
     let (_, first) = retry_until_answered(&f, &id, "abandoned-1").await;
-    let second = send_within(&f.router, deactivate_request(&id, &json!({"reason": "left"}), "abandoned-1"), CUT_DEADLINE).await;
+    let second = send_within(
+        &f.router,
+        deactivate_request(&id, &json!({"reason": "left"}), "abandoned-1"),
+        CUT_DEADLINE,
+    )
+    .await;
     let body = ok(&first);
     assert_eq!(second.json(), body, "the second retry replays the taken-over answer");
-    assert_eq!(f.tb.sim.counters().total(Endpoint::UserUpdate), 1, "no second Box write");
+    assert_eq!(
+        f.tb.sim.counters().total(Endpoint::UserUpdate),
+        1,
+        "no second Box write"
+    );
     assert_eq!(f.audit().await.len(), 1, "one attempt completed, one audit record");
 }
 
@@ -121,7 +156,11 @@ async fn work_that_cannot_finish_before_the_deadline_is_not_started() {
 
     let problem = answer.problem(503);
     assert!(answer.header("retry-after").is_some(), "{problem}");
-    assert_eq!(f.tb.sim.counters().total(Endpoint::UserUpdate), 0, "Box was not written");
+    assert_eq!(
+        f.tb.sim.counters().total(Endpoint::UserUpdate),
+        0,
+        "Box was not written"
+    );
     assert_eq!(f.tb.sim.counters().total(Endpoint::TerminateSessions), 0);
     assert_eq!(f.tb.sim.user(&id).unwrap().status, "active");
     assert_eq!(f.user(&id).await.status, UserStatus::Active);
@@ -136,13 +175,24 @@ async fn a_user_promoted_to_admin_since_the_last_sync_is_refused() {
     let id = f.idle_users(false).await.remove(0).box_user_id;
     f.tb.sim.set_role(&id, SimRole::Coadmin);
 
-    let problem = f.deactivate(&id, json!({"reason": "left"}), "promoted-1").await.problem(409);
+    let problem = f
+        .deactivate(&id, json!({"reason": "left"}), "promoted-1")
+        .await
+        .problem(409);
 
     assert!(problem["detail"].as_str().unwrap().contains("admin"), "{problem}");
-    assert_eq!(f.tb.sim.counters().total(Endpoint::UserGet), 1, "one read of the user right before the write");
+    assert_eq!(
+        f.tb.sim.counters().total(Endpoint::UserGet),
+        1,
+        "one read of the user right before the write"
+    );
     assert_eq!(f.tb.sim.counters().total(Endpoint::UserUpdate), 0, "no write");
     assert_eq!(f.tb.sim.user(&id).unwrap().status, "active");
-    assert_eq!(f.user(&id).await.role, Some(Role::Coadmin), "the stored role is refreshed from Box");
+    assert_eq!(
+        f.user(&id).await.role,
+        Some(Role::Coadmin),
+        "the stored role is refreshed from Box"
+    );
     let audit = f.audit().await;
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].outcome, AuditOutcome::Refused);
@@ -154,7 +204,10 @@ async fn a_user_whose_role_is_unknown_is_refused() {
     let id = f.idle_users(false).await.remove(0).box_user_id;
     f.tb.sim.set_role(&id, SimRole::Withheld);
 
-    let problem = f.deactivate(&id, json!({"reason": "left"}), "unknown-1").await.problem(409);
+    let problem = f
+        .deactivate(&id, json!({"reason": "left"}), "unknown-1")
+        .await
+        .problem(409);
 
     assert!(problem["detail"].as_str().unwrap().contains("role"), "{problem}");
     assert_eq!(f.tb.sim.counters().total(Endpoint::UserUpdate), 0, "no write");

@@ -271,7 +271,13 @@ pub fn ok(response: &ApiResponse) -> Value {
 impl Actions {
     /// Like [`Actions::deactivate`], in a Lambda invocation whose deadline is `deadline_in` away
     /// (lambda_http puts the invocation's context in the request extensions).
-    pub async fn deactivate_within(&self, user: &str, body: Value, key: &str, deadline_in: std::time::Duration) -> ApiResponse {
+    pub async fn deactivate_within(
+        &self,
+        user: &str,
+        body: Value,
+        key: &str,
+        deadline_in: std::time::Duration,
+    ) -> ApiResponse {
         send_within(&self.router, deactivate_request(user, &body, key), deadline_in).await
     }
 }
@@ -314,5 +320,8 @@ pub async fn summary_matches_users(f: &Actions) {
         stored.history_since,
         stored.computed_at,
     );
-    assert_eq!(stored, counted, "the stored summary equals the count of the stored users");
+    assert_eq!(
+        stored, counted,
+        "the stored summary equals the count of the stored users"
+    );
 }

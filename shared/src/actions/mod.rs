@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::api::ApiError;
 use crate::audit::{AuditAction, AuditLog, AuditOutcome, AuditRecord};
-use crate::boxapi::{BoxClient, BoxError, UserStatus};
+use crate::boxapi::{BoxClient, BoxError, User, UserStatus};
 use crate::connection::{ConnectionRecord, ConnectionStatus, Connections};
 use crate::ids::{BoxUserId, TenantId};
 use crate::license::{Activity, UserKind, UserLicense};
@@ -25,6 +25,7 @@ use crate::problem::Problem;
 use crate::settings::{SettingsStore, TenantSettings};
 use crate::storage::Table;
 use crate::storage::schema::tenant_pk;
+use crate::sync::store::{update_summary, update_user};
 use crate::sync::{LicenseStore, LicenseSummary};
 use crate::tokens::{TokenError, TokenProvider};
 
@@ -46,6 +47,34 @@ pub const DELETE_BILLING_NOTE: &str = "Deleting a user frees their seat for some
 /// Box moves large content in the background with no completion signal.
 pub const TRANSFER_NOTE: &str = "The content was moved into a folder owned by the receiving user. Large transfers \
      finish later at Box (after about 10 minutes) and Box sends no completion signal.";
+
+/// How an attempt budgets its time against the invocation's deadline.
+#[derive(Debug, Clone)]
+pub struct ActionTimings {
+    /// What a change needs once started, in the worst case this function accepts: the Box status
+    /// write, ending the sessions, the stored state and the audit record. With less time left, the
+    /// change is not started (503 with `Retry-After`).
+    pub write_budget: std::time::Duration,
+    /// Kept free at the end for the stored state, the audit record and the answer: Box calls
+    /// still running then are cut and recorded as not answered.
+    pub record_reserve: std::time::Duration,
+    /// The deadline when the invocation's is unknown: API Gateway gives up after 29 s.
+    pub without_deadline: std::time::Duration,
+    /// An `in_progress` key's lease lasts until its invocation's deadline plus this; past it the
+    /// invocation is dead and another attempt may take the key over.
+    pub lease_grace: std::time::Duration,
+}
+
+impl Default for ActionTimings {
+    fn default() -> Self {
+        Self {
+            write_budget: std::time::Duration::from_secs(8),
+            record_reserve: std::time::Duration::from_secs(2),
+            without_deadline: std::time::Duration::from_secs(29),
+            lease_grace: std::time::Duration::from_secs(2),
+        }
+    }
+}
 
 /// The actions function's configuration, parsed once at cold start.
 #[derive(Debug, Clone)]
@@ -118,6 +147,8 @@ pub struct Call {
     /// API Gateway's `requestContext.requestId`.
     pub request_id: String,
     pub idempotency_key: Option<String>,
+    /// When the invocation ends (Lambda's deadline); `None`: unknown, see [`ActionTimings`].
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// The caller's choices for one attempt.
@@ -134,6 +165,8 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub body: String,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl Answer {
@@ -142,6 +175,7 @@ impl Answer {
             status,
             content_type: "application/json".into(),
             body: body.to_string(),
+            retry_after: None,
         }
     }
 
@@ -150,6 +184,7 @@ impl Answer {
             status: problem.status,
             content_type: crate::problem::CONTENT_TYPE.into(),
             body: serde_json::to_string(problem).unwrap_or_else(|_| "{}".into()),
+            retry_after: None,
         }
     }
 
@@ -168,6 +203,12 @@ pub enum Refusal {
     NotFound,
     NotManaged(UserKind),
     Admin,
+    /// Box's answer has no role seatsync knows: it may be an administrator.
+    UnknownRole,
+    /// Too little of the invocation is left to finish a change; nothing was started.
+    OutOfTime,
+    /// Reading the user from Box right before the write failed: (HTTP status, what happened).
+    BoxRead(u16, String),
     ConnectedAccount,
     ProtectedLogin,
     RecentlyActive {
@@ -188,6 +229,8 @@ impl Refusal {
             Refusal::NotFound => 404,
             Refusal::BadTransferTarget(_) => 422,
             Refusal::DailyCap(_) => 429,
+            Refusal::OutOfTime => 503,
+            Refusal::BoxRead(status, _) => *status,
             _ => 409,
         }
     }
@@ -211,6 +254,15 @@ impl Refusal {
                 "Box user {user} is an admin or co-admin of the enterprise; seatsync never changes administrators. \
                  Change their role in the Box Admin Console first"
             ),
+            Refusal::UnknownRole => format!(
+                "Box did not say which role user {user} has (or named one seatsync does not know); they may be \
+                 an administrator, and seatsync never changes administrators. Nothing was changed"
+            ),
+            Refusal::OutOfTime => format!(
+                "this request had too little time left to {verb} Box user {user} safely; nothing was started. \
+                 Retry with the same Idempotency-Key"
+            ),
+            Refusal::BoxRead(_, detail) => detail.clone(),
             Refusal::ConnectedAccount => format!(
                 "Box user {user} is the account seatsync is connected through; changing it would cut seatsync off. \
                  Connect with another admin first"
@@ -262,6 +314,7 @@ pub struct UserResult {
 #[derive(Debug, Clone, Default)]
 struct SummaryDelta {
     deactivated: i64,
+    admins: i64,
     seat_holders: i64,
     content_owners: i64,
     histogram_add: Vec<Activity>,
@@ -271,6 +324,7 @@ struct SummaryDelta {
 impl SummaryDelta {
     fn is_empty(&self) -> bool {
         self.deactivated == 0
+            && self.admins == 0
             && self.seat_holders == 0
             && self.content_owners == 0
             && self.histogram_add.is_empty()
@@ -279,6 +333,7 @@ impl SummaryDelta {
 
     fn merge(&mut self, other: SummaryDelta) {
         self.deactivated += other.deactivated;
+        self.admins += other.admins;
         self.seat_holders += other.seat_holders;
         self.content_owners += other.content_owners;
         self.histogram_add.extend(other.histogram_add);
@@ -288,6 +343,7 @@ impl SummaryDelta {
     fn apply(&self, summary: &mut LicenseSummary) {
         let adjust = |v: &mut u32, d: i64| *v = (i64::from(*v) + d).clamp(0, i64::from(u32::MAX)) as u32;
         adjust(&mut summary.deactivated, self.deactivated);
+        adjust(&mut summary.admins, self.admins);
         adjust(&mut summary.seat_holders, self.seat_holders);
         adjust(&mut summary.content_owners, self.content_owners);
         for a in &self.histogram_remove {
@@ -306,6 +362,8 @@ struct Context<'a> {
     connection: Option<ConnectionRecord>,
     settings: TenantSettings,
     now: DateTime<Utc>,
+    /// When this attempt must have answered.
+    deadline: tokio::time::Instant,
 }
 
 /// The license actions.
@@ -317,6 +375,7 @@ pub struct ActionsService {
     connections: Connections,
     settings: SettingsStore,
     audit: AuditLog,
+    timings: ActionTimings,
 }
 
 impl std::fmt::Debug for ActionsService {
@@ -341,7 +400,20 @@ impl ActionsService {
             table,
             tokens,
             box_api,
+            timings: ActionTimings::default(),
         }
+    }
+
+    /// Other time budgets than [`ActionTimings::default`].
+    pub fn with_timings(mut self, timings: ActionTimings) -> Self {
+        self.timings = timings;
+        self
+    }
+
+    /// When `call` must have answered: its invocation's deadline, or API Gateway's limit.
+    fn deadline(&self, call: &Call) -> tokio::time::Instant {
+        let limit = tokio::time::Instant::now() + self.timings.without_deadline;
+        call.deadline.map_or(limit, |d| d.min(limit))
     }
 
     pub fn config(&self) -> &ActionsConfig {
@@ -356,6 +428,7 @@ impl ActionsService {
             connection: connection.map_err(|e| ApiError::Unexpected(e.into()))?,
             settings: settings.map_err(|e| ApiError::Unexpected(e.into()))?,
             now: Utc::now(),
+            deadline: self.deadline(call),
         })
     }
 
@@ -560,30 +633,187 @@ impl ActionsService {
                 .await;
             return Ok((result, SummaryDelta::default()));
         }
-        if !self.take_slot(ctx).await? {
-            let refusal = Refusal::DailyCap(ctx.settings.daily_action_cap);
+        // Start only what can finish before the invocation ends.
+        if self.time_left(ctx) < self.timings.write_budget {
             return Ok((
-                self.refuse(ctx, user, Some(&stored), action, refusal).await,
+                self.refuse(ctx, user, Some(&stored), action, Refusal::OutOfTime).await,
                 SummaryDelta::default(),
             ));
         }
-        let changed = match action {
-            Action::Deactivate | Action::Reactivate => self.change_status(ctx, user, &stored, action).await,
-            Action::Delete { transfer_to } => {
-                self.delete(ctx, user, &stored, transfer_to.as_ref(), transfer_target.as_ref())
-                    .await
+        // The user as Box has them now (only a full sync refreshes the stored role and status).
+        let fresh = match self.read_from_box(ctx, user, action).await {
+            Ok(fresh) => fresh,
+            Err(refusal) => {
+                return Ok((
+                    self.refuse(ctx, user, Some(&stored), action, refusal).await,
+                    SummaryDelta::default(),
+                ));
             }
         };
-        match changed {
-            Ok(done) => Ok(done),
-            Err(failure) => {
-                self.give_back_slot(ctx).await;
-                Ok((
-                    failure.record(self, ctx, user, &stored, action).await?,
-                    SummaryDelta::default(),
-                ))
-            }
+        let (stored, mut delta) = match &fresh {
+            Some(box_user) => self.refresh(ctx, &stored, box_user).await?,
+            None => (stored, SummaryDelta::default()),
+        };
+        if let Some(refusal) = fresh.as_ref().and_then(box_rails) {
+            return Ok((self.refuse(ctx, user, Some(&stored), action, refusal).await, delta));
         }
+        // Box already shows the outcome (a cut earlier attempt, or a change made in Box): complete
+        // the records and the answer without writing to Box again.
+        let reconciled = match (&fresh, action.target_status()) {
+            (None, None) => true,
+            (Some(box_user), Some(target)) => box_user.status == target,
+            _ => false,
+        };
+        let changed = if reconciled {
+            self.reconcile(ctx, user, &stored, action).await
+        } else {
+            if self.time_left(ctx) < self.timings.write_budget {
+                return Ok((
+                    self.refuse(ctx, user, Some(&stored), action, Refusal::OutOfTime).await,
+                    delta,
+                ));
+            }
+            if !self.take_slot(ctx).await? {
+                let refusal = Refusal::DailyCap(ctx.settings.daily_action_cap);
+                return Ok((self.refuse(ctx, user, Some(&stored), action, refusal).await, delta));
+            }
+            let changed = match action {
+                Action::Deactivate | Action::Reactivate => self.change_status(ctx, user, &stored, action).await,
+                Action::Delete { transfer_to } => {
+                    self.delete(ctx, user, &stored, transfer_to.as_ref(), transfer_target.as_ref())
+                        .await
+                }
+            };
+            if changed.is_err() {
+                self.give_back_slot(ctx).await;
+            }
+            changed
+        };
+        match changed {
+            Ok((result, d)) => {
+                delta.merge(d);
+                Ok((result, delta))
+            }
+            Err(failure) => Ok((failure.record(self, ctx, user, &stored, action).await?, delta)),
+        }
+    }
+
+    fn time_left(&self, ctx: &Context<'_>) -> std::time::Duration {
+        ctx.deadline.saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// When Box calls of a started change must have answered: the deadline, less what the
+    /// records and the answer need.
+    fn box_deadline(&self, ctx: &Context<'_>) -> tokio::time::Instant {
+        ctx.deadline
+            .checked_sub(self.timings.record_reserve)
+            .unwrap_or(ctx.deadline)
+    }
+
+    /// One read of the user at Box, right before the write. `Ok(None)`: Box no longer has the
+    /// user (a delete that already happened). Bounded so that the write still fits after it.
+    async fn read_from_box(
+        &self,
+        ctx: &Context<'_>,
+        user: &BoxUserId,
+        action: &Action,
+    ) -> Result<Option<User>, Refusal> {
+        let until = ctx
+            .deadline
+            .checked_sub(self.timings.write_budget)
+            .unwrap_or(ctx.deadline);
+        let read = self.tokens.with_token(&ctx.call.tenant, |token| {
+            let api = self.box_api.clone();
+            let id = user.as_str().to_owned();
+            async move { api.user(&token, &id).await }
+        });
+        match tokio::time::timeout_at(until, read).await {
+            Err(_) => Err(Refusal::OutOfTime),
+            Ok(Ok(found)) => Ok(Some(found)),
+            Ok(Err(TokenError::Box(BoxError::NotFound(_)))) if matches!(action, Action::Delete { .. }) => Ok(None),
+            Ok(Err(e)) => Err(match Failure::from_token(e) {
+                Failure::Refused(refusal) => refusal,
+                Failure::Box { status, detail } => Refusal::BoxRead(
+                    status,
+                    format!("reading the user from Box before the change failed: {detail}. Nothing was changed"),
+                ),
+                Failure::Storage(detail) => Refusal::BoxRead(500, detail),
+            }),
+        }
+    }
+
+    /// Brings the stored user up to date with Box's answer (role, login, name, content), by
+    /// version; the status is left to the change itself. Returns the state and the summary change.
+    async fn refresh(
+        &self,
+        ctx: &Context<'_>,
+        stored: &UserLicense,
+        box_user: &User,
+    ) -> Result<(UserLicense, SummaryDelta), ApiError> {
+        let updated = update_user(&self.table, &ctx.call.tenant, &stored.box_user_id, |current| {
+            let next = UserLicense {
+                role: box_user.role,
+                login: box_user.login.clone().or_else(|| current.login.clone()),
+                name: box_user.name.clone().or_else(|| current.name.clone()),
+                owns_content: box_user.space_used.map_or(current.owns_content, |used| used > 0),
+                ..current.clone()
+            };
+            (next != *current).then_some(next)
+        })
+        .await
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
+        let Some((before, after)) = updated else {
+            return Ok((stored.clone(), SummaryDelta::default()));
+        };
+        let mut delta = SummaryDelta::default();
+        if before.holds_seat() {
+            let admin = |u: &UserLicense| i64::from(u.role.is_some_and(|r| r.is_admin()));
+            delta.admins = admin(&after) - admin(&before);
+            delta.content_owners = i64::from(after.owns_content) - i64::from(before.owns_content);
+        }
+        Ok((after, delta))
+    }
+
+    /// Completes a change Box already shows: the stored state, the audit record (marked
+    /// reconciled) and the answer, with no Box write (ending sessions again is harmless).
+    async fn reconcile(
+        &self,
+        ctx: &Context<'_>,
+        user: &BoxUserId,
+        stored: &UserLicense,
+        action: &Action,
+    ) -> Result<(UserResult, SummaryDelta), Failure> {
+        let Some(after) = action.target_status() else {
+            let (before, _) = self.mark_deleted(ctx, user).await?;
+            let detail = format!(
+                "reconciled: Box no longer has this user (an earlier attempt deleted them); nothing was sent \
+                 to Box again. {DELETE_BILLING_NOTE}"
+            );
+            let result = self
+                .record(
+                    ctx,
+                    user,
+                    Some(stored),
+                    action,
+                    AuditOutcome::Done,
+                    None,
+                    Some(detail),
+                    200,
+                )
+                .await;
+            return Ok((result, deleted_delta(&before)));
+        };
+        let (sessions_ended, sessions_note) = self.end_sessions(ctx, user, action).await;
+        let mut detail = format!(
+            "reconciled: Box already showed the user {} (an earlier attempt's change, or one made in Box); \
+             no status change was sent",
+            after.as_str()
+        );
+        if let Some(note) = sessions_note {
+            detail = format!("{detail}. {note}");
+        }
+        self.complete_status(ctx, user, stored, action, after, Some(detail), sessions_ended)
+            .await
     }
 
     /// The safety rails, in order; the first that applies says no.
@@ -799,66 +1029,93 @@ impl ActionsService {
     ) -> Result<(UserResult, SummaryDelta), Failure> {
         let tenant = &ctx.call.tenant;
         let wanted = action.target_status().unwrap_or(UserStatus::Active);
-        let updated = self
-            .tokens
-            .with_token(tenant, |token| {
-                let api = self.box_api.clone();
-                let id = user.as_str().to_owned();
-                async move { api.set_user_status(&token, &id, wanted).await }
-            })
+        let write = self.tokens.with_token(tenant, |token| {
+            let api = self.box_api.clone();
+            let id = user.as_str().to_owned();
+            async move { api.set_user_status(&token, &id, wanted).await }
+        });
+        let updated = tokio::time::timeout_at(self.box_deadline(ctx), write)
             .await
+            .map_err(|_| Failure::Box {
+                status: 504,
+                detail: "Box did not answer the change before this request ran out of time; it may have taken \
+                         effect. Repeating the request with a new Idempotency-Key reads the user from Box first"
+                    .into(),
+            })?
             .map_err(Failure::from_token)?;
         let after = if updated.status == UserStatus::Unknown {
             wanted
         } else {
             updated.status
         };
-        let mut detail = None;
-        let mut sessions_ended = false;
-        if *action == Action::Deactivate {
-            let ended = self
-                .tokens
-                .with_token(tenant, |token| {
-                    let api = self.box_api.clone();
-                    let id = user.as_str().to_owned();
-                    async move { api.terminate_sessions(&token, &[id.as_str()]).await }
-                })
-                .await;
-            match ended {
-                Ok(()) => sessions_ended = true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the user is inactive but ending their sessions failed");
-                    detail = Some(format!(
-                        "the user is inactive at Box, but ending their open sessions failed ({e}); they can no \
-                         longer sign in, and open sessions end when they expire"
-                    ));
-                }
-            }
+        let (sessions_ended, detail) = self.end_sessions(ctx, user, action).await;
+        self.complete_status(ctx, user, stored, action, after, detail, sessions_ended)
+            .await
+    }
+
+    /// Ends a deactivated user's sessions (nothing for other actions): (ended, note when it failed).
+    async fn end_sessions(&self, ctx: &Context<'_>, user: &BoxUserId, action: &Action) -> (bool, Option<String>) {
+        if *action != Action::Deactivate {
+            return (false, None);
         }
+        let end = self.tokens.with_token(&ctx.call.tenant, |token| {
+            let api = self.box_api.clone();
+            let id = user.as_str().to_owned();
+            async move { api.terminate_sessions(&token, &[id.as_str()]).await }
+        });
+        let failed = match tokio::time::timeout_at(self.box_deadline(ctx), end).await {
+            Ok(Ok(())) => return (true, None),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "Box did not answer in time".to_owned(),
+        };
+        tracing::warn!(error = %failed, "the user is inactive but ending their sessions failed");
+        (
+            false,
+            Some(format!(
+                "the user is inactive at Box, but ending their open sessions failed ({failed}); they can no \
+                 longer sign in, and open sessions end when they expire"
+            )),
+        )
+    }
+
+    /// Stores a status Box now shows (only the fields an action owns, by version) and records it.
+    #[allow(clippy::too_many_arguments)]
+    async fn complete_status(
+        &self,
+        ctx: &Context<'_>,
+        user: &BoxUserId,
+        stored: &UserLicense,
+        action: &Action,
+        after: UserStatus,
+        detail: Option<String>,
+        sessions_ended: bool,
+    ) -> Result<(UserResult, SummaryDelta), Failure> {
+        let now = Utc::now();
+        let (before, _) = self
+            .store_change(ctx, user, |current| UserLicense {
+                status: after,
+                last_seen_at: now,
+                ..current.clone()
+            })
+            .await?;
         let mut delta = SummaryDelta::default();
-        if stored.holds_seat() && stored.status != after {
+        if before.holds_seat() && before.status != after {
             match after {
                 UserStatus::Inactive => {
                     delta.deactivated += 1;
-                    if stored.status == UserStatus::Active {
-                        delta.histogram_remove.push(stored.activity);
+                    if before.status == UserStatus::Active {
+                        delta.histogram_remove.push(before.activity);
                     }
                 }
                 UserStatus::Active => {
-                    if stored.status == UserStatus::Inactive {
+                    if before.status == UserStatus::Inactive {
                         delta.deactivated -= 1;
                     }
-                    delta.histogram_add.push(stored.activity);
+                    delta.histogram_add.push(before.activity);
                 }
                 _ => {}
             }
         }
-        let new_state = UserLicense {
-            status: after,
-            last_seen_at: Utc::now(),
-            ..stored.clone()
-        };
-        self.store_user(tenant, &new_state).await?;
         let mut result = self
             .record(
                 ctx,
@@ -875,6 +1132,33 @@ impl ActionsService {
         Ok((result, delta))
     }
 
+    /// Applies `change` to the freshest stored state of `user` (by version): an action writes only
+    /// what it changed, never a copy read before another writer's change. Returns (before, after).
+    async fn store_change(
+        &self,
+        ctx: &Context<'_>,
+        user: &BoxUserId,
+        change: impl Fn(&UserLicense) -> UserLicense,
+    ) -> Result<(UserLicense, UserLicense), Failure> {
+        update_user(&self.table, &ctx.call.tenant, user.as_str(), |current| {
+            Some(change(current))
+        })
+        .await
+        .map_err(|e| Failure::Storage(e.to_string()))?
+        .ok_or_else(|| Failure::Storage(format!("user {} is no longer stored", user.as_str())))
+    }
+
+    async fn mark_deleted(&self, ctx: &Context<'_>, user: &BoxUserId) -> Result<(UserLicense, UserLicense), Failure> {
+        let now = Utc::now();
+        self.store_change(ctx, user, |current| UserLicense {
+            removed_at: Some(now),
+            owns_content: false,
+            last_seen_at: now,
+            ..current.clone()
+        })
+        .await
+    }
+
     async fn delete(
         &self,
         ctx: &Context<'_>,
@@ -886,55 +1170,46 @@ impl ActionsService {
         let tenant = &ctx.call.tenant;
         let mut delta = SummaryDelta::default();
         let mut folder = None;
+        let out_of_time = || Failure::Box {
+            status: 504,
+            detail: "Box did not answer before this request ran out of time; the step may have taken effect. \
+                     Repeating the request with a new Idempotency-Key reads the user from Box first"
+                .into(),
+        };
         if let Some(to) = transfer_to {
-            let moved = self
-                .tokens
-                .with_token(tenant, |token| {
-                    let api = self.box_api.clone();
-                    let (from, to) = (user.as_str().to_owned(), to.as_str().to_owned());
-                    async move { api.transfer_content(&token, &from, &to, false).await }
-                })
+            let transfer = self.tokens.with_token(tenant, |token| {
+                let api = self.box_api.clone();
+                let (from, to) = (user.as_str().to_owned(), to.as_str().to_owned());
+                async move { api.transfer_content(&token, &from, &to, false).await }
+            });
+            let moved = tokio::time::timeout_at(self.box_deadline(ctx), transfer)
                 .await
+                .map_err(|_| out_of_time())?
                 .map_err(|e| Failure::from_transfer(e, to))?;
             folder = Some(moved.id);
-            if let Some(target) = transfer_target
-                && !target.owns_content
-            {
-                let receiver = UserLicense {
-                    owns_content: true,
-                    ..target.clone()
-                };
-                self.store_user(tenant, &receiver).await?;
-                delta.content_owners += 1;
+            if transfer_target.is_some() {
+                let (before, _) = self
+                    .store_change(ctx, to, |current| UserLicense {
+                        owns_content: true,
+                        ..current.clone()
+                    })
+                    .await?;
+                if before.holds_seat() && !before.owns_content {
+                    delta.content_owners += 1;
+                }
             }
         }
-        self.tokens
-            .with_token(tenant, |token| {
-                let api = self.box_api.clone();
-                let id = user.as_str().to_owned();
-                async move { api.delete_user(&token, &id, false, false).await }
-            })
+        let removal = self.tokens.with_token(tenant, |token| {
+            let api = self.box_api.clone();
+            let id = user.as_str().to_owned();
+            async move { api.delete_user(&token, &id, false, false).await }
+        });
+        tokio::time::timeout_at(self.box_deadline(ctx), removal)
             .await
+            .map_err(|_| out_of_time())?
             .map_err(|e| Failure::from_delete(e, folder.is_some()))?;
-        let now = Utc::now();
-        let gone = UserLicense {
-            removed_at: Some(now),
-            owns_content: false,
-            last_seen_at: now,
-            ..stored.clone()
-        };
-        self.store_user(tenant, &gone).await?;
-        if stored.holds_seat() {
-            delta.seat_holders -= 1;
-            match stored.status {
-                UserStatus::Inactive => delta.deactivated -= 1,
-                UserStatus::Active => delta.histogram_remove.push(stored.activity),
-                _ => {}
-            }
-            if stored.owns_content {
-                delta.content_owners -= 1;
-            }
-        }
+        let (before, _) = self.mark_deleted(ctx, user).await?;
+        delta.merge(deleted_delta(&before));
         let detail = match &folder {
             Some(id) => format!("{TRANSFER_NOTE} (Box folder {id}). {DELETE_BILLING_NOTE}"),
             None => DELETE_BILLING_NOTE.to_owned(),
@@ -957,22 +1232,46 @@ impl ActionsService {
         Ok((result, delta))
     }
 
-    async fn store_user(&self, tenant: &TenantId, user: &UserLicense) -> Result<(), Failure> {
-        LicenseStore::put_users(&self.table, tenant, std::slice::from_ref(user))
-            .await
-            .map(|_| ())
-            .map_err(|e| Failure::Storage(e.to_string()))
-    }
-
+    /// Adjusts the summary by `delta` without losing a concurrent writer's adjustment.
     async fn apply_summary(&self, tenant: &TenantId, delta: &SummaryDelta) -> Result<(), crate::storage::StoreError> {
         if delta.is_empty() {
             return Ok(());
         }
-        let Some(mut summary) = LicenseStore::get_summary(&self.table, tenant).await? else {
-            return Ok(());
-        };
-        delta.apply(&mut summary);
-        LicenseStore::put_summary(&self.table, tenant, &summary).await
+        update_summary(&self.table, tenant, |summary| delta.apply(summary))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// What the summary loses with a deleted user (`before`: their state until then).
+fn deleted_delta(before: &UserLicense) -> SummaryDelta {
+    let mut delta = SummaryDelta::default();
+    if before.holds_seat() {
+        delta.seat_holders -= 1;
+        match before.status {
+            UserStatus::Inactive => delta.deactivated -= 1,
+            UserStatus::Active => delta.histogram_remove.push(before.activity),
+            _ => {}
+        }
+        if before.owns_content {
+            delta.content_owners -= 1;
+        }
+        if before.role.is_some_and(|r| r.is_admin()) {
+            delta.admins -= 1;
+        }
+    }
+    delta
+}
+
+/// The rails on Box's own answer, right before the write.
+fn box_rails(user: &User) -> Option<Refusal> {
+    if user.is_platform_access_only {
+        return Some(Refusal::NotManaged(UserKind::AppUser));
+    }
+    match user.role {
+        Some(role) if role.is_admin() => Some(Refusal::Admin),
+        Some(crate::boxapi::Role::User) => None,
+        _ => Some(Refusal::UnknownRole),
     }
 }
 
@@ -1080,11 +1379,12 @@ impl Failure {
             Failure::Refused(refusal) => {
                 if refusal == Refusal::OwnsContent && !stored.owns_content {
                     // Box knows better than the last sync: remember it so the next attempt is refused early.
-                    let corrected = UserLicense {
-                        owns_content: true,
-                        ..stored.clone()
-                    };
-                    let _ = service.store_user(&ctx.call.tenant, &corrected).await;
+                    let _ = service
+                        .store_change(ctx, user, |current| UserLicense {
+                            owns_content: true,
+                            ..current.clone()
+                        })
+                        .await;
                 }
                 Ok(service.refuse(ctx, user, Some(stored), action, refusal).await)
             }
@@ -1178,6 +1478,8 @@ fn single_answer(result: &UserResult, action: &Action, dry_run: bool) -> Answer 
                 422 => "Unprocessable Content",
                 429 => "Too Many Requests",
                 500 => "Internal Server Error",
+                503 => "Service Unavailable",
+                504 => "Gateway Timeout",
                 _ => "Bad Gateway",
             };
             let mut problem = Problem::new(status, title, result.detail.clone().unwrap_or_default());
@@ -1190,7 +1492,11 @@ fn single_answer(result: &UserResult, action: &Action, dry_run: bool) -> Answer 
             if status == 422 {
                 problem = problem.with_field("transfer_to");
             }
-            Answer::problem(&problem)
+            let mut answer = Answer::problem(&problem);
+            if status == 503 {
+                answer.retry_after = Some(1);
+            }
+            answer
         }
     }
 }

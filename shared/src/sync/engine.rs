@@ -15,14 +15,14 @@ use futures::{StreamExt, TryStreamExt};
 use secrecy::SecretString;
 use tokio::time::Instant;
 
-use super::store::LicenseStore;
+use super::store::{LicenseStore, VERSIONED_ATTEMPTS, update_summary, update_user};
 use super::{LicenseSummary, RunProgress, SliceProgress, SyncCheckpoint, SyncKind, SyncOutcome, SyncRun};
 use crate::boxapi::{BoxClient, BoxError, EventsQuery, RequestBudget, User, UserStatus, UserType};
 use crate::connection::ActivitySource;
 use crate::ids::TenantId;
 use crate::license::{Activity, ActivityHistogram, ActivityOrigin, UserKind, UserLicense};
 use crate::settings::TenantSettings;
-use crate::storage::StoreError;
+use crate::storage::{StoreError, VersionedOutcome};
 use crate::tokens::{TokenError, TokenSource};
 
 /// Sign-ins from a tenant's SSO provider for the Box app.
@@ -232,6 +232,7 @@ impl Syncer {
         // 2. Users: compare each with its stored state; write only what changed. Each listed user
         //    leaves the stored map, so what remains after a complete listing is who is gone, and
         //    the summary is counted on the way (one copy of the users in memory, not two).
+        let summary_version = self.store.get_summary_versioned(tenant).await?.map(|s| s.version);
         let mut stored = self.store.load_users(tenant).await?;
         let provider = sso.as_ref().map_or_else(|| "box".to_owned(), |s| s.provider.clone());
         let mut summary = summarize(
@@ -276,8 +277,8 @@ impl Syncer {
         if !pending.is_empty() {
             tally.items_written += self.store.put_users(tenant, &pending).await? as u64;
         }
-        // 4. The summary, replaced whole.
-        self.store.put_summary(tenant, &summary).await?;
+        // 4. The summary, replaced whole, unless an action adjusted it meanwhile.
+        self.replace_summary(tenant, summary, summary_version).await?;
         tally.items_written += 1;
         if let Some(to) = window_to {
             checkpoint.events_until = Some(to);
@@ -423,6 +424,37 @@ impl Syncer {
         }
     }
 
+    /// Writes a full sync's summary if the stored one is still the version it started from. If an
+    /// action adjusted it during the sync, the listing may predate that change: count the stored
+    /// users (which every writer updates by version) instead.
+    async fn replace_summary(
+        &self,
+        tenant: &TenantId,
+        mut summary: LicenseSummary,
+        mut expected: Option<u64>,
+    ) -> Result<(), SyncError> {
+        for _ in 0..VERSIONED_ATTEMPTS {
+            if let VersionedOutcome::Written { .. } =
+                self.store.put_summary_versioned(tenant, &summary, expected).await?
+            {
+                return Ok(());
+            }
+            expected = self.store.get_summary_versioned(tenant).await?.map(|s| s.version);
+            let users = self.store.load_users(tenant).await?;
+            summary = summarize(
+                users.values(),
+                summary.activity_source,
+                summary.activity_provider.clone(),
+                summary.history_since,
+                summary.computed_at,
+            );
+        }
+        Err(StoreError::Unexpected(anyhow::anyhow!(
+            "the summary kept changing while a full sync replaced it"
+        ))
+        .into())
+    }
+
     /// Reads only new login events and updates the users they name and the summary's counts.
     async fn incremental(
         &self,
@@ -437,7 +469,7 @@ impl Syncer {
                 "incremental passes read Box's event stream, which is closed for this tenant".into(),
             ));
         }
-        let (Some(until), Some(mut summary)) = (checkpoint.events_until, self.store.get_summary(tenant).await?) else {
+        let (Some(until), Some(_)) = (checkpoint.events_until, self.store.get_summary(tenant).await?) else {
             return Err(SyncError::Precondition(
                 "no complete full sync yet: the incremental pass needs its checkpoint".into(),
             ));
@@ -448,52 +480,72 @@ impl Syncer {
         let Some((logins, window_to, _)) = self.read_logins(plan, client, checkpoint, tally, now).await? else {
             return Ok(SyncOutcome::Continued);
         };
-        let mut changed = Vec::new();
+        // Each user is written only if nobody changed it since it was read (an action may
+        // deactivate someone meanwhile; re-read and re-apply then), and the summary is adjusted by
+        // what was written, never replaced with a stale copy. Users go in id order.
+        let mut logins: Vec<(String, DateTime<Utc>)> = logins.into_iter().collect();
+        logins.sort_unstable();
+        let mut counted: Vec<UserLicense> = Vec::new();
+        let mut moved: Vec<(Activity, Activity)> = Vec::new();
         for (id, at) in logins {
             let seen = Activity::Seen {
                 at,
                 origin: ActivityOrigin::BoxLogin,
             };
-            let current = match self.store.get_user(tenant, &id).await? {
-                Some(user) => user,
-                None => {
-                    // Someone new since the last full sync: fetch and count them now.
-                    let token = self.tokens.token(tenant, None).await?;
-                    let user = match client.user(&token, &id).await {
-                        Ok(user) => user,
-                        Err(BoxError::NotFound(_)) => continue,
-                        Err(e) => return Err(e.into()),
-                    };
-                    tally.users_listed += 1;
-                    let kind = if user.is_platform_access_only {
-                        UserKind::AppUser
-                    } else {
-                        UserKind::Managed
-                    };
-                    let fresh = UserLicense::from_box(&user, kind, seen, None, now);
-                    count_user(&mut summary, &fresh, 1);
-                    changed.push(fresh);
-                    continue;
+            let later = |current: &UserLicense| {
+                let activity = current.activity.latest(seen);
+                (activity != current.activity).then(|| UserLicense {
+                    activity,
+                    last_seen_at: now,
+                    ..current.clone()
+                })
+            };
+            let mut updated = update_user(&*self.store, tenant, &id, later).await?;
+            if updated.is_none() {
+                // Someone new since the last full sync: fetch and count them now.
+                let token = self.tokens.token(tenant, None).await?;
+                let user = match client.user(&token, &id).await {
+                    Ok(user) => user,
+                    Err(BoxError::NotFound(_)) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                tally.users_listed += 1;
+                let kind = if user.is_platform_access_only {
+                    UserKind::AppUser
+                } else {
+                    UserKind::Managed
+                };
+                let fresh = UserLicense::from_box(&user, kind, seen, None, now);
+                match self.store.put_user_versioned(tenant, &fresh, None).await? {
+                    VersionedOutcome::Written { .. } => {
+                        tally.items_written += 1;
+                        counted.push(fresh);
+                        continue;
+                    }
+                    // Stored meanwhile (and counted by whoever stored it): update it instead.
+                    VersionedOutcome::Conflict => updated = update_user(&*self.store, tenant, &id, later).await?,
                 }
-            };
-            let next_activity = current.activity.latest(seen);
-            if next_activity == current.activity {
-                continue;
             }
-            let next = UserLicense {
-                activity: next_activity,
-                last_seen_at: now,
-                ..current.clone()
-            };
-            if counts_in_histogram(&current) {
-                summary.histogram.remove(&current.activity);
-                summary.histogram.add(&next.activity);
+            if let Some((before, after)) = updated
+                && before != after
+            {
+                tally.items_written += 1;
+                if counts_in_histogram(&before) {
+                    moved.push((before.activity, after.activity));
+                }
             }
-            changed.push(next);
         }
-        tally.items_written += self.store.put_users(tenant, &changed).await? as u64;
-        summary.computed_at = now;
-        self.store.put_summary(tenant, &summary).await?;
+        update_summary(&*self.store, tenant, |summary| {
+            for user in &counted {
+                count_user(summary, user, 1);
+            }
+            for (from, to) in &moved {
+                summary.histogram.remove(from);
+                summary.histogram.add(to);
+            }
+            summary.computed_at = now;
+        })
+        .await?;
         tally.items_written += 1;
         checkpoint.events_until = Some(window_to);
         checkpoint.in_progress = None;

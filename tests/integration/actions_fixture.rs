@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use box_sim::{EnterpriseSpec, SimConfig};
 use chrono::{Duration, Utc};
-use seatsync::actions::{ActionsConfig, ActionsService, router};
+use seatsync::actions::{ActionTimings, ActionsConfig, ActionsService, router};
 use seatsync::audit::{AuditLog, AuditRecord};
 use seatsync::boxapi::{AppCredentials, Role, UserStatus};
 use seatsync::connection::{ActivitySource, ConnectMethod, ConnectionRecord, ConnectionStatus, Connections};
@@ -117,7 +117,14 @@ impl Actions {
             tenant_claim: "tenant_id".into(),
             app_secret_id: "unused-in-tests".into(),
         };
-        let service = ActionsService::new(config, aws.table(), Arc::new(provider), tb.client.clone());
+        // A change needs well under a second here: a small write budget leaves the deadline
+        // tests room on a busy machine.
+        let timings = ActionTimings {
+            write_budget: std::time::Duration::from_secs(4),
+            ..ActionTimings::default()
+        };
+        let service =
+            ActionsService::new(config, aws.table(), Arc::new(provider), tb.client.clone()).with_timings(timings);
         tb.sim.reset_counters();
         Self {
             router: router(Arc::new(service)),

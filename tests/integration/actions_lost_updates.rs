@@ -61,7 +61,7 @@ async fn a_deactivation_during_an_incremental_pass_is_not_reverted() {
     let sync = syncer(&f.tb, Arc::new(f.aws.table()), options());
     let pass = tokio::spawn(async move { sync.sync(&plan).await });
     for _ in 0..400 {
-        if f.tb.sim.counters().total(Endpoint::UserGet) >= 1 || pass.is_finished() {
+        if f.tb.sim.requests_received(Endpoint::UserGet) >= 1 || pass.is_finished() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

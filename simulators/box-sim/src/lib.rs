@@ -401,6 +401,11 @@ impl BoxSim {
     pub fn set_faults(&self, f: Faults) {
         self.handle.shared.faults.lock().unwrap().faults = f;
     }
+    /// Requests to `endpoint` received so far (counted on arrival, before any fault or delay;
+    /// [`Counters`] count answers).
+    pub fn requests_received(&self, endpoint: Endpoint) -> u64 {
+        self.handle.shared.faults.lock().unwrap().received(endpoint)
+    }
     /// The `nth` request (1-based, counted from now) to `endpoint` gets `fault`, once.
     pub fn inject(&self, endpoint: Endpoint, nth: u64, fault: Fault) {
         self.handle.shared.faults.lock().unwrap().inject(endpoint, nth, fault);

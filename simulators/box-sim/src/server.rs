@@ -44,6 +44,10 @@ impl FaultState {
         let target = self.seen.get(&ep).copied().unwrap_or(0) + nth.max(1);
         self.injected.push((ep, target, fault));
     }
+
+    pub fn received(&self, ep: Endpoint) -> u64 {
+        self.seen.get(&ep).copied().unwrap_or(0)
+    }
 }
 
 impl Shared {

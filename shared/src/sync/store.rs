@@ -38,7 +38,7 @@ pub trait LicenseStore: Send + Sync {
         box_user_id: &str,
     ) -> Result<Option<VersionedItem<UserLicense>>, StoreError>;
     /// Writes one user if its stored version is still `expected` (`None`: it must not exist);
-    /// a plain [`LicenseStore::put_users`] leaves version 0.
+    /// a plain [`LicenseStore::put_users`] changes the version too.
     async fn put_user_versioned(
         &self,
         tenant: &TenantId,
@@ -181,6 +181,13 @@ fn decode_pairs(text: &str, into: &mut HashMap<String, DateTime<Utc>>) -> Result
     Ok(())
 }
 
+/// A version for an unconditional write (batch writes cannot have a condition), so a versioned
+/// writer that read before it sees a conflict: the time in microseconds, far above the small counts of
+/// versioned writes and different from any version read before.
+fn write_stamp() -> u64 {
+    u64::try_from(Utc::now().timestamp_micros()).unwrap_or(u64::MAX / 2)
+}
+
 fn scratch_sk(run_id: &str, n: u32) -> String {
     format!("SYNCSCRATCH#{run_id}#{n:04}")
 }
@@ -217,7 +224,7 @@ impl LicenseStore for Table {
             .iter()
             .map(|u| (Key::new(&pk, user_sk(&u.box_user_id)), u))
             .collect();
-        Ok(self.batch_put(&items).await?.items_written)
+        Ok(self.batch_put_stamped(&items, Some(write_stamp())).await?.items_written)
     }
 
     async fn get_summary(&self, tenant: &TenantId) -> Result<Option<LicenseSummary>, StoreError> {
@@ -225,7 +232,10 @@ impl LicenseStore for Table {
     }
 
     async fn put_summary(&self, tenant: &TenantId, summary: &LicenseSummary) -> Result<(), StoreError> {
-        self.put(&tenant_pk(tenant), SK_SUMMARY, summary).await
+        let item = (Key::new(tenant_pk(tenant), SK_SUMMARY), summary);
+        self.batch_put_stamped(std::slice::from_ref(&item), Some(write_stamp()))
+            .await
+            .map(|_| ())
     }
 
     async fn get_user_versioned(
@@ -411,7 +421,10 @@ impl LicenseStore for MemoryStore {
         let mut state = self.lock();
         for u in users {
             state.users.insert((tenant.clone(), u.box_user_id.clone()), u.clone());
-            state.versions.remove(&(tenant.clone(), u.box_user_id.clone()));
+            *state
+                .versions
+                .entry((tenant.clone(), u.box_user_id.clone()))
+                .or_default() += 1;
         }
         state.items_written += users.len() as u64;
         Ok(users.len())
@@ -422,7 +435,7 @@ impl LicenseStore for MemoryStore {
     async fn put_summary(&self, tenant: &TenantId, summary: &LicenseSummary) -> Result<(), StoreError> {
         let mut state = self.lock();
         state.summaries.insert(tenant.clone(), summary.clone());
-        state.versions.remove(&(tenant.clone(), String::new()));
+        *state.versions.entry((tenant.clone(), String::new())).or_default() += 1;
         state.items_written += 1;
         Ok(())
     }
@@ -526,6 +539,58 @@ impl LicenseStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user(id: &str, status: crate::boxapi::UserStatus) -> UserLicense {
+        UserLicense {
+            box_user_id: id.into(),
+            login: None,
+            name: None,
+            status,
+            role: None,
+            kind: crate::license::UserKind::Managed,
+            created_at: None,
+            owns_content: false,
+            activity: crate::license::Activity::Never,
+            first_seen_at: Utc::now(),
+            last_seen_at: Utc::now(),
+            removed_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plain_write_between_a_read_and_a_versioned_write_is_a_conflict() {
+        use crate::boxapi::UserStatus;
+        let store = MemoryStore::default();
+        let tenant = TenantId::parse("acme").unwrap();
+        store
+            .put_users(&tenant, &[user("1", UserStatus::Active)])
+            .await
+            .unwrap();
+        let read = store.get_user_versioned(&tenant, "1").await.unwrap().unwrap();
+        // A sync's batch write lands in between (it cannot be conditional).
+        store
+            .put_users(&tenant, &[user("1", UserStatus::Active)])
+            .await
+            .unwrap();
+        let outcome = store
+            .put_user_versioned(&tenant, &user("1", UserStatus::Inactive), Some(read.version))
+            .await
+            .unwrap();
+        assert_eq!(outcome, VersionedOutcome::Conflict);
+        // Racing read-modify-writes each land once.
+        let flips = futures::future::join_all((0..10).map(|_| {
+            update_user(&store, &tenant, "1", |u| {
+                Some(UserLicense {
+                    name: Some(format!("{}x", u.name.clone().unwrap_or_default())),
+                    ..u.clone()
+                })
+            })
+        }))
+        .await;
+        assert!(flips.iter().all(Result::is_ok));
+        let name = store.get_user(&tenant, "1").await.unwrap().unwrap().name.unwrap();
+        assert_eq!(name.len(), 10, "no update lost: {name}");
+    }
 
     #[test]
     fn scratch_pairs_round_trip_and_keep_the_latest() {

@@ -109,16 +109,27 @@ impl Connections {
         status: ConnectionStatus,
         reason: Option<String>,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
+        // Whether this call changed the status (the last attempt's answer, after a conflict).
+        let transition = std::sync::atomic::AtomicBool::new(false);
         self.update(tenant, |record| {
+            transition.store(false, std::sync::atomic::Ordering::Relaxed);
             if record.status == status && record.status_reason == reason {
                 return false;
             }
+            transition.store(record.status != status, std::sync::atomic::Ordering::Relaxed);
             record.status = status;
             record.status_reason = reason.clone();
             record.status_since = Utc::now();
             true
         })
         .await
+        .inspect(|_| {
+            // One line per transition, with a stable field: the template's ReauthRequired alarm counts it.
+            if status == ConnectionStatus::ReauthRequired && transition.load(std::sync::atomic::Ordering::Relaxed) {
+                let reason = reason.as_deref().unwrap_or_default();
+                tracing::warn!(event = "reauth_required", tenant = %tenant, reason, "the Box connection needs an admin to connect again");
+            }
+        })
     }
 
     /// Records a completed sync on the connection.

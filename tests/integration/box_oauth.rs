@@ -166,3 +166,27 @@ async fn the_authorize_url_leads_to_a_code_for_the_redirect_uri() {
     let code = SecretString::from(pairs["code"].clone());
     assert!(tb.client.exchange_code(&app, &code, REDIRECT).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_token_answer_with_a_huge_expires_in_is_clamped_not_refused() {
+    // The grant is spent once Box answers: refusing the answer over its `expires_in` would lose the
+    // rotated refresh token. A value past any clock (u64::MAX seconds) is kept, capped.
+    let cfg = SimConfig {
+        access_token_ttl: Duration::from_secs(u64::MAX),
+        ..config()
+    };
+    let app = app(&cfg);
+    let tb = TestBox::start(cfg).await;
+    let pair = tb.sim.issue_tokens(&tb.sim.primary_admin_id());
+    let grant = tb
+        .client
+        .refresh(&app, &SecretString::from(pair.refresh_token))
+        .await
+        .expect("a huge expires_in is not a reason to drop the new tokens");
+    assert!(grant.refresh_token.is_some());
+    let life = grant.expires_at - chrono::Utc::now();
+    assert!(
+        life > chrono::TimeDelta::zero() && life <= chrono::TimeDelta::days(366),
+        "{life:?}"
+    );
+}

@@ -47,13 +47,35 @@ impl Connect {
     }
 
     pub async fn with_state_ttl(state_ttl: Duration) -> Self {
-        let sim = SimConfig {
+        let (aws, tb) = tokio::join!(TestAws::new(), TestBox::start(Self::sim(sim_config())));
+        Self::build(aws, tb, state_ttl)
+    }
+
+    /// Another Box enterprise (its own simulator) for the same seatsync deployment: same table,
+    /// same secrets, same Box app.
+    pub async fn another_enterprise(&self, sim: SimConfig) -> Self {
+        let aws = TestAws {
+            sdk: self.aws.sdk.clone(),
+            dynamo: self.aws.dynamo.clone(),
+            secrets: self.aws.secrets.clone(),
+            table_name: self.aws.table_name.clone(),
+            secret_prefix: self.aws.secret_prefix.clone(),
+        };
+        let tb = TestBox::start(Self::sim(sim)).await;
+        Self::build(aws, tb, Duration::from_secs(600))
+    }
+
+    /// `base` with this fixture's Box app.
+    fn sim(base: SimConfig) -> SimConfig {
+        SimConfig {
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.into(),
             redirect_uri: Some(REDIRECT.into()),
-            ..sim_config()
-        };
-        let (aws, tb) = tokio::join!(TestAws::new(), TestBox::start(sim));
+            ..base
+        }
+    }
+
+    fn build(aws: TestAws, tb: TestBox, state_ttl: Duration) -> Self {
         let config = ConnectConfig {
             redirect_uri: REDIRECT.into(),
             return_url: url::Url::parse(RETURN_URL).unwrap(),

@@ -308,6 +308,25 @@ async fn access_denied_at_box_redirects_with_the_reason_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn a_co_admin_may_connect_and_is_recorded_as_the_connecting_account() {
+    let c = Connect::new().await;
+    let coadmin =
+        c.tb.sim
+            .users()
+            .into_iter()
+            .find(|u| u.role == Role::Coadmin && u.status == UserStatus::Active)
+            .expect("the simulated enterprise has an active co-admin")
+            .id;
+    c.tb.sim.set_consenting_user(&coadmin);
+
+    assert_redirect(&c.connect("acme").await, "status=connected");
+
+    let record = c.record("acme").await.expect("a connection record");
+    assert_eq!(record.connected_by_box_id, coadmin);
+    assert!(c.secret("acme").await.is_some(), "the grant is stored");
+}
+
+#[tokio::test]
 async fn a_non_admin_is_refused_their_token_revoked_and_nothing_stored() {
     let c = Connect::new().await;
     c.tb.sim.set_consenting_user(&plain_user(&c));

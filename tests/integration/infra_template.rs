@@ -18,18 +18,18 @@ const ACTIONS_ALLOWED_ON_ANY_RESOURCE: &[&str] = &["xray:PutTraceSegments", "xra
 /// The one route Box's browser redirect reaches: it carries no bearer token.
 const UNAUTHENTICATED_ROUTE: (&str, &str) = ("GET", "/oauth/box/callback");
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn template() -> Value {
+pub(crate) fn template() -> Value {
     let path = workspace_root().join("infra").join("template.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
 /// The value under a CloudFormation tag (`!Ref x` → `x`), or the value itself.
-fn untag(value: &Value) -> &Value {
+pub(crate) fn untag(value: &Value) -> &Value {
     match value {
         Value::Tagged(tagged) => untag(&tagged.value),
         other => other,
@@ -37,7 +37,7 @@ fn untag(value: &Value) -> &Value {
 }
 
 /// `value[key]`, looking through tags on the way.
-fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
     match untag(value) {
         Value::Mapping(map) => map.get(key),
         _ => None,
@@ -45,7 +45,7 @@ fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 /// A path of keys that must exist; the panic names where it stopped.
-fn at<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
+pub(crate) fn at<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
     let mut current = value;
     for (i, key) in path.iter().enumerate() {
         current = field(current, key).unwrap_or_else(|| panic!("template has no {}", path[..=i].join(".")));
@@ -54,21 +54,21 @@ fn at<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
 }
 
 /// A literal string (untagged); `None` for intrinsics such as `!Sub` or `{Ref: ...}`.
-fn literal(value: &Value) -> Option<&str> {
+pub(crate) fn literal(value: &Value) -> Option<&str> {
     match value {
         Value::String(s) => Some(s),
         _ => None,
     }
 }
 
-fn string(value: &Value, what: &str) -> String {
+pub(crate) fn string(value: &Value, what: &str) -> String {
     literal(value)
         .unwrap_or_else(|| panic!("{what} is not a literal string: {value:?}"))
         .to_owned()
 }
 
 /// The logical id of `!Ref X` or `{Ref: X}`.
-fn ref_target(value: &Value) -> Option<&str> {
+pub(crate) fn ref_target(value: &Value) -> Option<&str> {
     match value {
         Value::Tagged(tagged) if tagged.tag == "Ref" => literal(&tagged.value),
         Value::Mapping(map) => map.get("Ref").and_then(literal),
@@ -77,14 +77,14 @@ fn ref_target(value: &Value) -> Option<&str> {
 }
 
 /// A scalar or a list of scalars, as a list (IAM `Action`/`Resource`, both forms are legal).
-fn one_or_many(value: &Value) -> Vec<&Value> {
+pub(crate) fn one_or_many(value: &Value) -> Vec<&Value> {
     match untag(value) {
         Value::Sequence(items) => items.iter().collect(),
         _ => vec![value],
     }
 }
 
-fn resources_of_type<'a>(template: &'a Value, type_name: &str) -> Vec<(String, &'a Value)> {
+pub(crate) fn resources_of_type<'a>(template: &'a Value, type_name: &str) -> Vec<(String, &'a Value)> {
     let Value::Mapping(resources) = at(template, &["Resources"]) else {
         panic!("Resources is not a mapping")
     };
@@ -96,7 +96,7 @@ fn resources_of_type<'a>(template: &'a Value, type_name: &str) -> Vec<(String, &
 }
 
 /// A resource property, falling back to `Globals.Function` the way SAM merges them.
-fn function_property<'a>(template: &'a Value, function: &'a Value, name: &str) -> Option<&'a Value> {
+pub(crate) fn function_property<'a>(template: &'a Value, function: &'a Value, name: &str) -> Option<&'a Value> {
     field(at(function, &["Properties"]), name).or_else(|| {
         field(template, "Globals")
             .and_then(|g| field(g, "Function"))
@@ -392,7 +392,7 @@ fn http_routes_require_jwt_except_the_oauth_callback() {
 
 /// Every IAM policy document in the template: any `Statement` list under a `Policies` entry or a
 /// `PolicyDocument`, wherever it sits (SAM function policies, IAM roles, managed policies).
-fn policy_statements<'a>(value: &'a Value, path: &str, out: &mut Vec<(String, &'a Value)>) {
+pub(crate) fn policy_statements<'a>(value: &'a Value, path: &str, out: &mut Vec<(String, &'a Value)>) {
     match untag(value) {
         Value::Mapping(map) => {
             for (key, child) in map {

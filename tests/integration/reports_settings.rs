@@ -260,3 +260,111 @@ impl ProblemFree for seatsync_tests::apigw::ApiResponse {
         assert_eq!(self.status, 200, "{}", String::from_utf8_lossy(&self.body));
     }
 }
+
+/// The SSO endpoint URLs a tenant may set are the providers' own https hosts: anything else would
+/// let usage-sync call a host of the tenant's choosing from inside AWS (SSRF).
+#[tokio::test]
+async fn sso_endpoints_outside_the_providers_https_hosts_are_refused_naming_the_field() {
+    let r = Reports::new().await;
+    let okta_at = |url: &str| {
+        json!({"provider": "okta", "credentials": {
+            "base_url": url, "box_app_instance_id": "0oa1boxapp", "api_token": OKTA_TOKEN}})
+    };
+    let entra_at = |field: &str, url: &str| {
+        let mut credentials = json!({"tenant_id": "t1", "client_id": "c1", "client_secret": ENTRA_SECRET,
+            "box_app_id": "b1"});
+        credentials[field] = json!(url);
+        json!({"provider": "entra", "credentials": credentials})
+    };
+    let google_at = |field: &str, url: &str| {
+        let mut credentials = json!({"service_account_email": "sa@p.iam.gserviceaccount.com",
+            "private_key": "not checked first", "subject": "admin@acme.com"});
+        credentials[field] = json!(url);
+        json!({"provider": "google", "credentials": credentials})
+    };
+    let mut cases: Vec<(&str, Value)> = [
+        "https://127.0.0.1",
+        "http://127.0.0.1:9001",
+        "https://169.254.169.254",
+        "https://localhost",
+        "https://evil.com",
+        "http://x.okta.com",
+        "https://x.okta.com.evil.com",
+        "https://evil-okta.com",
+        "https://okta.com",
+        "https://[::1]",
+        "https://2130706433",
+        "https://0x7f.0.0.1",
+        "https://10.0.0.8",
+        "https://user:pw@acme.okta.com",
+        "https://acme.okta.com:8443",
+        "ftp://acme.okta.com",
+    ]
+    .into_iter()
+    .map(|url| ("sso.credentials.base_url", okta_at(url)))
+    .collect();
+    for url in [
+        "https://login.microsoftonline.com.evil.com",
+        "http://login.microsoftonline.com",
+    ] {
+        cases.push(("sso.credentials.login_base", entra_at("login_base", url)));
+    }
+    for url in ["https://169.254.169.254/latest", "https://graph.microsoft.com:444"] {
+        cases.push(("sso.credentials.graph_base", entra_at("graph_base", url)));
+    }
+    for url in [
+        "https://oauth2.googleapis.com.evil.com/token",
+        "http://oauth2.googleapis.com/token",
+    ] {
+        cases.push(("sso.credentials.token_uri", google_at("token_uri", url)));
+    }
+    cases.push((
+        "sso.credentials.reports_base",
+        google_at("reports_base", "https://[fd00::1]"),
+    ));
+    for (field, sso) in cases {
+        let body = with(settings(), "sso", sso.clone());
+        let response = r.put_settings("acme", &body).await;
+        assert_eq!(
+            response.status,
+            400,
+            "{sso} was accepted: {}",
+            String::from_utf8_lossy(&response.body)
+        );
+        let problem = response.problem(400);
+        assert_eq!(problem["field"], field, "{sso}: {problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("https"), "the detail says what is allowed: {detail}");
+        assert!(
+            !detail.contains(OKTA_TOKEN) && !detail.contains(ENTRA_SECRET),
+            "{detail}"
+        );
+    }
+    assert_eq!(r.get_json("acme", "/settings", "").await["sso"]["configured"], false);
+}
+
+#[tokio::test]
+async fn sso_endpoints_on_the_providers_hosts_are_accepted() {
+    let r = Reports::new().await;
+    for url in [
+        "https://acme.okta.com",
+        "https://acme.oktapreview.com",
+        "https://acme.okta-emea.com",
+        "https://ACME.Okta.com/",
+    ] {
+        let sso = json!({"provider": "okta", "credentials": {
+            "base_url": url, "box_app_instance_id": "0oa1boxapp", "api_token": OKTA_TOKEN}});
+        let response = r.put_settings("acme", &with(settings(), "sso", sso)).await;
+        assert_eq!(
+            response.status,
+            200,
+            "{url}: {}",
+            String::from_utf8_lossy(&response.body)
+        );
+    }
+    let entra = json!({"provider": "entra", "credentials": {"tenant_id": "t1", "client_id": "c1",
+        "client_secret": ENTRA_SECRET, "box_app_id": "b1",
+        "login_base": "https://login.microsoftonline.com", "graph_base": "https://graph.microsoft.com"}});
+    let response = r.put_settings("acme", &with(settings(), "sso", entra)).await;
+    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+}

@@ -21,6 +21,7 @@ fn options() -> HttpOptions {
             max_elapsed: Duration::from_secs(60),
         },
         max_pages: 1000,
+        ..HttpOptions::for_loopback_simulators()
     }
 }
 

@@ -326,3 +326,89 @@ async fn the_incremental_pass_reads_only_new_logins_and_updates_the_counts() {
     assert_eq!(after.active, before.active + 1);
     assert!(run.items_written <= 4, "{} items", run.items_written);
 }
+
+#[tokio::test]
+async fn login_events_delayed_past_the_overlap_are_still_read() {
+    let (aws, tb) = tokio::join!(TestAws::new(), TestBox::start(enterprise(300)));
+    let store: Arc<dyn LicenseStore> = Arc::new(aws.table());
+    let syncer = syncer(&tb, store.clone(), options());
+    syncer.sync(&plan(SyncKind::Full)).await.unwrap();
+    let dormant = tb
+        .sim
+        .users()
+        .into_iter()
+        .find(|u| {
+            u.role == "user" && !u.is_app_user && !u.is_external && u.status == "active" && u.last_login.is_none()
+        })
+        .expect("a never-logged-in user");
+
+    // A sign-in from three hours ago, three times the overlap, appears in the stream only now.
+    let overlap = chrono::Duration::from_std(options().overlap).unwrap();
+    let created_at = Utc::now() - overlap * 3;
+    tb.sim.record_delayed_login(&dormant.id, created_at);
+    let run = syncer.sync(&plan(SyncKind::Incremental)).await.unwrap();
+    assert_eq!(run.outcome, SyncOutcome::Succeeded);
+
+    let user = store.get_user(&tenant(), &dormant.id).await.unwrap().unwrap();
+    assert_eq!(
+        last_login(&user).map(|t| t.timestamp()),
+        Some(created_at.timestamp()),
+        "the delayed login is read: {:?}",
+        user.activity
+    );
+    // And a second pass does not need it again: it reads on from where the stream stopped.
+    tb.sim.reset_counters();
+    syncer.sync(&plan(SyncKind::Incremental)).await.unwrap();
+    assert!(
+        tb.sim.counters().total(Endpoint::Events) <= 2,
+        "{:?}",
+        tb.sim.counters()
+    );
+}
+
+#[tokio::test]
+async fn an_incremental_pass_during_an_unfinished_full_sync_keeps_its_progress() {
+    let (aws, tb) = tokio::join!(TestAws::new(), TestBox::start(enterprise(400)));
+    let store: Arc<dyn LicenseStore> = Arc::new(aws.table());
+    syncer(&tb, store.clone(), options())
+        .sync(&plan(SyncKind::Full))
+        .await
+        .unwrap();
+    // A second full sync is cut at its deadline while reading the back-filled window again.
+    store.put_checkpoint(&tenant(), &Default::default()).await.unwrap();
+    tb.sim.set_faults(Faults {
+        latency: Duration::from_millis(40),
+        ..Faults::default()
+    });
+    let cut = SyncOptions {
+        deadline_margin: Duration::ZERO,
+        slices: 2,
+        ..options()
+    };
+    let first = syncer(&tb, store.clone(), cut.clone())
+        .sync(&SyncPlan {
+            deadline: Some(tokio::time::Instant::now() + Duration::from_millis(400)),
+            ..plan(SyncKind::Full)
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, SyncOutcome::Continued);
+    tb.sim.set_faults(Faults::default());
+
+    let pass = syncer(&tb, store.clone(), cut.clone())
+        .sync(&plan(SyncKind::Incremental))
+        .await;
+    assert!(
+        pass.as_ref()
+            .is_ok_and(|r| r.outcome == SyncOutcome::Skipped && r.run_id != first.run_id),
+        "{pass:?}"
+    );
+    let resumed = syncer(&tb, store.clone(), cut)
+        .sync(&plan(SyncKind::Full))
+        .await
+        .unwrap();
+    assert_eq!(
+        (resumed.outcome, resumed.run_id, resumed.invocations),
+        (SyncOutcome::Succeeded, first.run_id, 2)
+    );
+}

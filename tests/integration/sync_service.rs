@@ -27,15 +27,15 @@ use secrecy::SecretString;
 use serde_json::json;
 use sso_sim::{EntraConfig, EntraSim, OktaConfig, OktaSim, people_from};
 
-struct Fixture {
-    aws: TestAws,
-    tb: TestBox,
-    service: SyncService,
-    queue: SqsQueue,
+pub(crate) struct Fixture {
+    pub(crate) aws: TestAws,
+    pub(crate) tb: TestBox,
+    pub(crate) service: SyncService,
+    pub(crate) queue: SqsQueue,
 }
 
 impl Fixture {
-    async fn new(sim: SimConfig) -> Fixture {
+    pub(crate) async fn new(sim: SimConfig) -> Fixture {
         let app = AppCredentials {
             client_id: sim.client_id.clone(),
             client_secret: SecretString::from(sim.client_secret.clone()),
@@ -71,7 +71,7 @@ impl Fixture {
                     ..SyncOptions::default()
                 },
             },
-            sso_http: HttpOptions::default(),
+            sso_http: HttpOptions::for_loopback_simulators(),
         };
         Fixture {
             queue: SqsQueue { client: sqs, url },
@@ -82,7 +82,7 @@ impl Fixture {
     }
 
     /// A tenant connected to the simulated enterprise, with live tokens in Secrets Manager.
-    async fn connect(&self, tenant: &str, status: ConnectionStatus, source: ActivitySource) -> TenantId {
+    pub(crate) async fn connect(&self, tenant: &str, status: ConnectionStatus, source: ActivitySource) -> TenantId {
         let tenant = TenantId::parse(tenant).unwrap();
         let pair = self.tb.sim.issue_tokens(&self.tb.sim.primary_admin_id());
         let tokens = BoxTokenSet {
@@ -120,7 +120,7 @@ impl Fixture {
         tenant
     }
 
-    async fn queued(&self) -> Vec<(String, SyncMessage)> {
+    pub(crate) async fn queued(&self) -> Vec<(String, SyncMessage)> {
         let mut all = Vec::new();
         for _ in 0..10 {
             let out = self
@@ -155,7 +155,7 @@ impl Fixture {
     }
 }
 
-fn message(tenant: &TenantId, slot: &str) -> SyncMessage {
+pub(crate) fn message(tenant: &TenantId, slot: &str) -> SyncMessage {
     SyncMessage {
         tenant: tenant.clone(),
         kind: SyncKind::Full,
@@ -337,7 +337,7 @@ async fn a_run_out_of_time_queues_its_continuation_which_finishes_it() {
     assert_eq!((last.outcome, last.invocations), (SyncOutcome::Succeeded, 2));
 }
 
-async fn business_tenant(f: &Fixture, sso: &SsoConfig) -> TenantId {
+pub(crate) async fn business_tenant(f: &Fixture, sso: &SsoConfig) -> TenantId {
     let t = f
         .connect("acme", ConnectionStatus::Connected, ActivitySource::Sso)
         .await;
@@ -350,7 +350,7 @@ async fn business_tenant(f: &Fixture, sso: &SsoConfig) -> TenantId {
     t
 }
 
-fn business() -> SimConfig {
+pub(crate) fn business() -> SimConfig {
     let mut sim = enterprise(400);
     sim.enterprise.plan = Plan::Business;
     sim

@@ -5,174 +5,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use box_sim::Endpoint;
 use chrono::Utc;
 use futures::future::join_all;
-use seatsync::boxapi::{AppCredentials, BoxError};
-use seatsync::connection::{ActivitySource, ConnectMethod, ConnectionRecord, ConnectionStatus, Connections};
+use seatsync::boxapi::BoxError;
+use seatsync::connection::{ConnectionStatus, Connections};
 use seatsync::ids::TenantId;
-use seatsync::storage::schema::tenant_pk;
-use seatsync::storage::{BoxTokenSet, SecretError, SecretStore, TokenKind};
-use seatsync::tokens::{REFRESH_LEASE, TokenError, TokenProvider, TokenProviderOptions, TokenVault};
-use seatsync_tests::aws::TestAws;
-use seatsync_tests::boxsim::{TestBox, sim_config};
-use secrecy::{ExposeSecret, SecretString};
+use seatsync::storage::TokenKind;
+use seatsync::storage::schema::{refresh_claim_sk, tenant_pk};
+use seatsync::tokens::{REFRESH_LEASE, TokenError, TokenVault};
+use secrecy::ExposeSecret;
 
-struct Fixture {
-    aws: TestAws,
-    tb: TestBox,
-    tenant: TenantId,
-    app: AppCredentials,
-    store: SecretStore,
-}
-
-fn options() -> TokenProviderOptions {
-    TokenProviderOptions {
-        lease_ttl: Duration::from_secs(10),
-        poll_interval: Duration::from_millis(50),
-        max_wait: Duration::from_secs(20),
-        ..TokenProviderOptions::default()
-    }
-}
-
-impl Fixture {
-    /// A connected tenant whose stored access token expires in `expires_in` (real time).
-    async fn new(expires_in: chrono::Duration) -> Fixture {
-        let aws = TestAws::new().await;
-        let config = sim_config();
-        let app = AppCredentials {
-            client_id: config.client_id.clone(),
-            client_secret: SecretString::from(config.client_secret.clone()),
-        };
-        let tb = TestBox::start(config).await;
-        let tenant = TenantId::parse("acme").unwrap();
-        let store = aws.secret_store();
-        let pair = tb.sim.issue_tokens(&tb.sim.primary_admin_id());
-        let tokens = BoxTokenSet {
-            kind: TokenKind::OAuth,
-            access_token: SecretString::from(pair.access_token),
-            access_expires_at: Utc::now() + expires_in,
-            refresh_token: Some(SecretString::from(pair.refresh_token)),
-            obtained_at: Utc::now(),
-            client_id: None,
-            client_secret: None,
-            enterprise_id: Some(tb.sim.enterprise_id()),
-        };
-        TokenVault::write(&store, &tenant, &tokens, &"0".repeat(40))
-            .await
-            .unwrap();
-        Connections::new(aws.table())
-            .save(&tenant, &record(&tb.sim.enterprise_id()))
-            .await
-            .unwrap();
-        tb.sim.reset_counters();
-        Fixture {
-            aws,
-            tb,
-            tenant,
-            app,
-            store,
-        }
-    }
-
-    fn provider(&self, vault: Arc<dyn TokenVault>) -> TokenProvider {
-        TokenProvider::new(
-            vault,
-            self.aws.table(),
-            self.tb.client.clone(),
-            self.app.clone(),
-            options(),
-        )
-    }
-
-    async fn stored(&self) -> BoxTokenSet {
-        TokenVault::read(&self.store, &self.tenant)
-            .await
-            .unwrap()
-            .expect("a stored token set")
-    }
-
-    async fn secret_versions(&self) -> usize {
-        let out = self
-            .aws
-            .secrets
-            .list_secret_version_ids()
-            .secret_id(self.store.box_secret_name(&self.tenant))
-            .include_deprecated(true)
-            .send()
-            .await
-            .unwrap();
-        out.versions().len()
-    }
-
-    fn token_calls(&self) -> u64 {
-        self.tb.sim.counters().total(Endpoint::Token)
-    }
-}
-
-fn record(enterprise_id: &str) -> ConnectionRecord {
-    ConnectionRecord {
-        status: ConnectionStatus::Connected,
-        method: ConnectMethod::OAuth,
-        enterprise_id: enterprise_id.into(),
-        enterprise_name: Some("Acme".into()),
-        connected_by_box_id: "1".into(),
-        connected_by_login: None,
-        connected_by_sub: "sub-1".into(),
-        scopes: vec![],
-        connected_at: Utc::now(),
-        activity_source: ActivitySource::BoxEvents,
-        status_reason: None,
-        status_since: Utc::now(),
-        last_sync_at: None,
-        gsi1pk: String::new(),
-        gsi1sk: String::new(),
-    }
-}
-
-/// A vault that fails chosen writes and can serve stale reads, around the real Secrets Manager.
-struct TestVault {
-    inner: SecretStore,
-    fail_writes: AtomicU32,
-    stale: std::sync::Mutex<Option<(BoxTokenSet, u32)>>,
-    writes: AtomicU32,
-}
-
-impl TestVault {
-    fn new(inner: SecretStore) -> Self {
-        Self {
-            inner,
-            fail_writes: AtomicU32::new(0),
-            stale: std::sync::Mutex::new(None),
-            writes: AtomicU32::new(0),
-        }
-    }
-}
-
-#[async_trait]
-impl TokenVault for TestVault {
-    async fn read(&self, tenant: &TenantId) -> Result<Option<BoxTokenSet>, SecretError> {
-        if let Some((tokens, left)) = self.stale.lock().unwrap().as_mut().filter(|(_, left)| *left > 0) {
-            *left -= 1;
-            return Ok(Some(tokens.clone()));
-        }
-        TokenVault::read(&self.inner, tenant).await
-    }
-    async fn write(&self, tenant: &TenantId, tokens: &BoxTokenSet, request_token: &str) -> Result<(), SecretError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        if self.fail_writes.load(Ordering::SeqCst) > 0 {
-            self.fail_writes.fetch_sub(1, Ordering::SeqCst);
-            return Err(SecretError::Throttled {
-                doing: "writing a secret (injected)",
-            });
-        }
-        TokenVault::write(&self.inner, tenant, tokens, request_token).await
-    }
-    async fn delete(&self, tenant: &TenantId) -> Result<(), SecretError> {
-        TokenVault::delete(&self.inner, tenant).await
-    }
-}
+use super::token_fixture::{Fixture, TestVault};
 
 #[tokio::test]
 async fn twenty_instances_asking_at_once_make_exactly_one_refresh_call() {
@@ -251,7 +95,28 @@ async fn a_refresh_whose_secret_write_fails_once_is_stored_exactly_once() {
 }
 
 #[tokio::test]
-async fn invalid_grant_after_another_instance_rotated_uses_the_new_token() {
+async fn a_stored_write_whose_answer_was_lost_is_not_stored_twice() {
+    let f = Fixture::new(chrono::Duration::minutes(1)).await;
+    let vault = Arc::new(TestVault::new(f.store.clone()));
+    // The first write reaches Secrets Manager, but its answer is lost. The retry first reads the
+    // secret (the fence), finds the pair stored, and writes nothing more.
+    vault.lose_write_answers.store(1, Ordering::SeqCst);
+    let versions_before = f.secret_versions().await;
+
+    let token = f.provider(vault.clone()).access_token(&f.tenant).await.unwrap();
+
+    assert_eq!(f.token_calls(), 1);
+    assert_eq!(
+        vault.writes.load(Ordering::SeqCst),
+        1,
+        "the landed write is not repeated"
+    );
+    assert_eq!(f.secret_versions().await, versions_before + 1, "one new version");
+    assert_eq!(f.stored().await.access_token.expose_secret(), token.expose_secret());
+}
+
+#[tokio::test]
+async fn a_stale_read_never_sends_a_spent_refresh_token_to_box_again() {
     let f = Fixture::new(chrono::Duration::minutes(1)).await;
     let stale = f.stored().await;
     // Another instance refreshes and stores the new pair…
@@ -261,6 +126,34 @@ async fn invalid_grant_after_another_instance_rotated_uses_the_new_token() {
         .await
         .unwrap();
     // …while this one still reads the old secret twice (before and under the lease).
+    let vault = Arc::new(TestVault::new(f.store.clone()));
+    *vault.stale.lock().unwrap() = Some((stale, 2));
+
+    let token = f.provider(vault).access_token(&f.tenant).await.unwrap();
+
+    assert_eq!(token.expose_secret(), rotated.expose_secret());
+    assert_eq!(f.token_calls(), 1, "the spent refresh token's claim kept it from Box");
+    let record = Connections::new(f.aws.table()).get(&f.tenant).await.unwrap().unwrap();
+    assert_eq!(record.status, ConnectionStatus::Connected, "no one is locked out");
+}
+
+#[tokio::test]
+async fn invalid_grant_after_another_instance_rotated_uses_the_new_token() {
+    let f = Fixture::new(chrono::Duration::minutes(1)).await;
+    let stale = f.stored().await;
+    let rotated = f
+        .provider(Arc::new(f.store.clone()))
+        .access_token(&f.tenant)
+        .await
+        .unwrap();
+    // The claim on the spent token has expired (as it does after `claim_ttl`)…
+    let fingerprint = seatsync::tokens::claim::fingerprint(stale.refresh_token.as_ref().unwrap());
+    f.aws
+        .table()
+        .delete(&tenant_pk(&f.tenant), &refresh_claim_sk(&fingerprint))
+        .await
+        .unwrap();
+    // …and this instance still reads the old secret twice (before and under the lease).
     let vault = Arc::new(TestVault::new(f.store.clone()));
     *vault.stale.lock().unwrap() = Some((stale, 2));
 

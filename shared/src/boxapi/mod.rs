@@ -29,7 +29,7 @@ pub use retry::RetryPolicy;
 pub use types::{
     ANONYMOUS_USER_ID, EnterpriseMini, Event, Role, TransferredFolder, USER_FIELDS, User, UserMini, UserStatus,
 };
-pub use users::UserType;
+pub use users::{UserListPage, UserType};
 
 /// Where Box lives. Both are configurable: tests and the demo point them at the simulator, and
 /// Box Verified Enterprises use `ent.box.com` for the authorize page.

@@ -173,7 +173,7 @@ impl BoxClient {
                 e.column()
             ),
         })?;
-        let lifetime = body.expires_in.unwrap_or(3600).clamp(0, 366 * 24 * 3600);
+        let lifetime = token_lifetime_secs(body.expires_in.as_ref());
         Ok(TokenGrant {
             access_token: SecretString::from(body.access_token),
             refresh_token: body.refresh_token.filter(|t| !t.is_empty()).map(SecretString::from),
@@ -182,9 +182,42 @@ impl BoxClient {
     }
 }
 
+/// The longest access-token life believed: Box's are an hour; a longer claim is capped.
+const MAX_TOKEN_LIFETIME_SECS: i64 = 366 * 24 * 3600;
+
+/// Seconds an access token lives, from the answer's `expires_in`: absent is Box's hour, and any
+/// number (negative, fractional, past `i64` or `u64`) lands in `0..=MAX_TOKEN_LIFETIME_SECS`. The
+/// grant is already spent when this runs: refusing the answer would lose the rotated refresh token.
+fn token_lifetime_secs(expires_in: Option<&serde_json::Number>) -> i64 {
+    let Some(n) = expires_in else { return 3600 };
+    let secs = if let Some(i) = n.as_i64() {
+        i
+    } else if n.as_u64().is_some() {
+        i64::MAX
+    } else {
+        match n.as_f64() {
+            Some(f) if f.is_finite() && f > 0.0 => f.min(MAX_TOKEN_LIFETIME_SECS as f64) as i64,
+            _ => 0,
+        }
+    };
+    secs.clamp(0, MAX_TOKEN_LIFETIME_SECS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_expires_in_gives_a_lifetime_in_range() {
+        let n = |s: &str| serde_json::from_str::<serde_json::Number>(s).unwrap();
+        assert_eq!(token_lifetime_secs(None), 3600);
+        assert_eq!(token_lifetime_secs(Some(&n("3600"))), 3600);
+        assert_eq!(token_lifetime_secs(Some(&n("-1"))), 0);
+        assert_eq!(token_lifetime_secs(Some(&n("12.7"))), 12);
+        for huge in ["18446744073709551615", "9223372036854775807", "1e300"] {
+            assert_eq!(token_lifetime_secs(Some(&n(huge))), MAX_TOKEN_LIFETIME_SECS, "{huge}");
+        }
+    }
     use crate::boxapi::{BoxEndpoints, ClientOptions};
 
     #[test]

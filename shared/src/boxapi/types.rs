@@ -133,8 +133,9 @@ pub(crate) struct EventsPageBody {
 #[derive(Deserialize)]
 pub(crate) struct AccessTokenBody {
     pub access_token: String,
+    /// Any JSON number: a huge or fractional one is clamped, not refused (see `oauth.rs`).
     #[serde(default)]
-    pub expires_in: Option<i64>,
+    pub expires_in: Option<serde_json::Number>,
     #[serde(default)]
     pub refresh_token: Option<String>,
 }

@@ -2,6 +2,7 @@
 //! seatsync makes (status, delete, content transfer, ending sessions).
 
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -24,6 +25,13 @@ impl UserType {
             UserType::External => "external",
         }
     }
+}
+
+/// One page of a user listing and where the next one starts (`None`: this was the last).
+#[derive(Debug)]
+pub struct UserListPage {
+    pub users: Vec<User>,
+    pub next_marker: Option<String>,
 }
 
 /// Box's largest page of users.
@@ -60,11 +68,25 @@ impl BoxClient {
     /// `limit=1000`): offset paging breaks past 10,000 users. Pages are fetched lazily, so
     /// memory stays at one page whatever the enterprise's size.
     pub fn users(&self, token: SecretString, user_type: UserType) -> BoxStream<'static, Result<User, BoxError>> {
+        self.user_pages(token, user_type, None)
+            .map_ok(|page| futures::stream::iter(page.users.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
+
+    /// The same listing a page at a time, from `marker` (a page's [`UserListPage::next_marker`]),
+    /// so a listing cut short can go on where it stopped.
+    pub fn user_pages(
+        &self,
+        token: SecretString,
+        user_type: UserType,
+        marker: Option<String>,
+    ) -> BoxStream<'static, Result<UserListPage, BoxError>> {
         let client = self.clone();
         Box::pin(async_stream::try_stream! {
             let url = client.endpoints.api("/2.0/users");
             let limit = USERS_PAGE_LIMIT.to_string();
-            let mut marker: Option<String> = None;
+            let mut marker = marker.filter(|m| !m.is_empty());
             let mut pages = 0u32;
             loop {
                 pages += 1;
@@ -83,14 +105,13 @@ impl BoxClient {
                 let body = client.api_call("users.list", &token, Effect::Idempotent, |http| http.get(url.clone()).query(&query)).await?;
                 let page: UsersPage = Self::decode("users.list", &body)?;
                 tracing::debug!(page = pages, entries = page.entries.len(), "users page");
-                for user in page.entries {
-                    yield user;
+                let next = page.next_marker.filter(|m| !m.is_empty());
+                if next.is_some() && next == marker {
+                    Err(BoxError::Paging { operation: "users.list", detail: "Box returned the same marker twice".into() })?;
                 }
-                match page.next_marker.filter(|m| !m.is_empty()) {
+                yield UserListPage { users: page.entries, next_marker: next.clone() };
+                match next {
                     None => break,
-                    Some(next) if marker.as_deref() == Some(next.as_str()) => {
-                        Err(BoxError::Paging { operation: "users.list", detail: "Box returned the same marker twice".into() })?;
-                    }
                     Some(next) => marker = Some(next),
                 }
             }

@@ -87,7 +87,9 @@ impl From<ConnectError> for ApiError {
             ConnectError::InvalidCallback(detail) => ApiError::bad_request(detail),
             ConnectError::InvalidInput { field, detail } => ApiError::invalid_field(field, detail),
             ConnectError::CredentialsRefused(detail) => ApiError::Unprocessable { detail, field: None },
-            ConnectError::ConnectedToAnotherEnterprise(detail) => ApiError::Conflict(detail),
+            ConnectError::ConnectedToAnotherEnterprise(detail) | ConnectError::SyncRunning(detail) => {
+                ApiError::Conflict(detail)
+            }
             ConnectError::BoxUnavailable(detail) => ApiError::BadGateway(detail),
             ConnectError::Unexpected(e) => ApiError::Unexpected(e),
         }

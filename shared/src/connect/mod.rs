@@ -8,6 +8,7 @@
 //! token is revoked). [`ConnectService`] is the domain; [`router`] is its HTTP API.
 
 mod http;
+pub mod reset;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +98,9 @@ pub enum ConnectError {
     ConnectedToAnotherEnterprise(String),
     #[error("{0}")]
     BoxUnavailable(String),
+    /// A sync of the previous enterprise still holds the tenant's state: connect again shortly.
+    #[error("{0}")]
+    SyncRunning(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -519,23 +523,7 @@ impl ConnectService {
     pub async fn disconnect(&self, tenant: &TenantId, sub: &str) -> Result<(), ConnectError> {
         let stored = self.vault.read(tenant).await.map_err(anyhow::Error::from)?;
         if let Some(tokens) = stored {
-            let revoked = match tokens.kind {
-                TokenKind::OAuth => {
-                    let token = tokens.refresh_token.as_ref().unwrap_or(&tokens.access_token);
-                    self.box_api.revoke(&self.app.box_app, token).await
-                }
-                TokenKind::ClientCredentials => match (tokens.client_id.clone(), tokens.client_secret.clone()) {
-                    (Some(client_id), Some(client_secret)) => {
-                        let app = AppCredentials {
-                            client_id,
-                            client_secret,
-                        };
-                        self.box_api.revoke(&app, &tokens.access_token).await
-                    }
-                    _ => Ok(()),
-                },
-            };
-            match revoked {
+            match self.revoke_stored(&tokens).await {
                 Ok(()) => {}
                 Err(e) if e.is_transient() => {
                     tracing::warn!(error = %e, "Box is unavailable; nothing was disconnected");
@@ -676,7 +664,64 @@ impl ConnectService {
         }
     }
 
+    /// Revokes a stored grant at Box with the credentials it was issued to.
+    async fn revoke_stored(&self, tokens: &BoxTokenSet) -> Result<(), BoxError> {
+        match tokens.kind {
+            TokenKind::OAuth => {
+                let token = tokens.refresh_token.as_ref().unwrap_or(&tokens.access_token);
+                self.box_api.revoke(&self.app.box_app, token).await
+            }
+            TokenKind::ClientCredentials => match (tokens.client_id.clone(), tokens.client_secret.clone()) {
+                (Some(client_id), Some(client_secret)) => {
+                    let app = AppCredentials {
+                        client_id,
+                        client_secret,
+                    };
+                    self.box_api.revoke(&app, &tokens.access_token).await
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Stores a new connection. The state of another enterprise is cleared first; the grant the
+    /// new one replaces is revoked once the new one is stored (best effort: Box answers for it).
     async fn store(
+        &self,
+        tenant: &TenantId,
+        tokens: &BoxTokenSet,
+        request_token: &str,
+        record: &ConnectionRecord,
+    ) -> Result<(), ConnectError> {
+        let previous = self.connections.get(tenant).await.map_err(anyhow::Error::from)?;
+        let replaced = self.vault.read(tenant).await.map_err(anyhow::Error::from)?;
+        if previous
+            .as_ref()
+            .is_none_or(|p| p.enterprise_id != record.enterprise_id)
+        {
+            reset::clear_enterprise_state(&self.table, tenant)
+                .await
+                .map_err(|e| match e {
+                    reset::ResetError::SyncRunning => ConnectError::SyncRunning(
+                        "a sync of the previously connected Box enterprise is still finishing; connect again in a few minutes".into(),
+                    ),
+                    reset::ResetError::Store(e) => anyhow::Error::from(e).context("clearing the previous enterprise's state").into(),
+                })?;
+        }
+        self.store_new(tenant, tokens, request_token, record).await?;
+        if let Some(old) = replaced {
+            let same = |a: &SecretString, b: &SecretString| a.expose_secret() == b.expose_secret();
+            if !same(&old.access_token, &tokens.access_token) {
+                match self.revoke_stored(&old).await {
+                    Ok(()) => tracing::info!("revoked the Box grant this connection replaces"),
+                    Err(e) => tracing::warn!(error = %e, "could not revoke the replaced Box grant"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn store_new(
         &self,
         tenant: &TenantId,
         tokens: &BoxTokenSet,

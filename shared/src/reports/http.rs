@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value};
 
 use super::users::{self, UserQuery};
-use super::{ReportsError, ReportsService, parse_settings};
+use super::{ReportsError, ReportsService, parse_settings_with};
 use crate::api::{ApiError, ApiJson, Identity, TenantClaim, router_from};
 
 /// Every route of the licenses API.
@@ -238,7 +238,7 @@ async fn put_settings(
     identity: Identity,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    let update = parse_settings(body)?;
+    let update = parse_settings_with(body, service.sso_outbound())?;
     Ok(json_response(
         StatusCode::OK,
         &service.put_settings(&identity.tenant, update).await?,

@@ -19,7 +19,7 @@ use crate::config::{ConfigError, Env, or_default, required};
 use crate::connection::{ActivitySource, ConnectionStatus, Connections};
 use crate::ids::TenantId;
 use crate::settings::{SettingsStore, SsoProviderKind, TenantSettings};
-use crate::sso::{HttpOptions, SsoConfig};
+use crate::sso::{HttpOptions, OutboundPolicy, SsoConfig};
 use crate::storage::schema::{lease_sk, tenant_pk};
 use crate::storage::{SecretStore, StoreError, Table, request_token_from};
 use crate::sync::{LicenseReport, LicenseStore, SyncKind, SyncMessage, SyncOutcome, SyncQueue};
@@ -200,6 +200,9 @@ pub struct ReportsService {
     audit: AuditLog,
     secrets: SecretStore,
     queue: Arc<dyn SyncQueue>,
+    /// Which SSO URLs `PUT /settings` accepts: production's unless a test or `seatsync-local`
+    /// says otherwise ([`ReportsService::with_sso_outbound`]).
+    sso_outbound: OutboundPolicy,
 }
 
 impl std::fmt::Debug for ReportsService {
@@ -221,7 +224,19 @@ impl ReportsService {
             table,
             secrets,
             queue,
+            sso_outbound: OutboundPolicy::PROVIDERS_ONLY,
         }
+    }
+
+    /// Accepts SSO URLs under `policy` instead of production's rule: for tests and
+    /// `tools/seatsync-local` ([`OutboundPolicy::with_loopback_simulators`]); no function calls it.
+    pub fn with_sso_outbound(mut self, policy: OutboundPolicy) -> Self {
+        self.sso_outbound = policy;
+        self
+    }
+
+    pub fn sso_outbound(&self) -> &OutboundPolicy {
+        &self.sso_outbound
     }
 
     pub fn config(&self) -> &ReportsConfig {
@@ -473,8 +488,17 @@ const EDITABLE: [&str; 8] = [
 
 /// Validates a `PUT /settings` body field by field, so every error names its field. Every field
 /// but `sso` is required (a PUT replaces them all; send `null` to clear an optional one); `sso`
-/// absent keeps the stored provider and credentials.
+/// absent keeps the stored provider and credentials. SSO URLs must pass production's
+/// [`OutboundPolicy`].
 pub fn parse_settings(body: Map<String, Value>) -> Result<SettingsUpdate, ReportsError> {
+    parse_settings_with(body, &OutboundPolicy::PROVIDERS_ONLY)
+}
+
+/// [`parse_settings`] with the SSO URLs checked against `outbound`.
+pub fn parse_settings_with(
+    body: Map<String, Value>,
+    outbound: &OutboundPolicy,
+) -> Result<SettingsUpdate, ReportsError> {
     if let Some(unknown) = body.keys().find(|k| !EDITABLE.contains(&k.as_str())) {
         let name: String = unknown.chars().filter(|c| !c.is_control()).take(40).collect();
         return Err(invalid(
@@ -546,7 +570,7 @@ pub fn parse_settings(body: Map<String, Value>) -> Result<SettingsUpdate, Report
     let sso = match body.get("sso") {
         None => SsoChange::Keep,
         Some(Value::Null) => SsoChange::Remove,
-        Some(value) => SsoChange::Set(Box::new(sso_config(value)?)),
+        Some(value) => SsoChange::Set(Box::new(sso_config(value, outbound)?)),
     };
     Ok(SettingsUpdate {
         settings: TenantSettings {
@@ -605,7 +629,7 @@ fn is_email(s: &str) -> bool {
             .all(|label| !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-'))
 }
 
-fn sso_config(value: &Value) -> Result<SsoConfig, ReportsError> {
+fn sso_config(value: &Value, outbound: &OutboundPolicy) -> Result<SsoConfig, ReportsError> {
     let object = value
         .as_object()
         .ok_or_else(|| invalid("sso", "`sso` must be null or {\"provider\": …, \"credentials\": {…}}"))?;
@@ -658,8 +682,18 @@ fn sso_config(value: &Value) -> Result<SsoConfig, ReportsError> {
             ),
         )
     })?;
-    // Builds the provider client once, which checks URLs and keys without calling the provider.
-    crate::sso::provider(&config, HttpOptions::default()).map_err(|e| {
+    // Only the providers' own hosts: usage-sync calls these URLs from inside AWS.
+    config.check_endpoints(outbound).map_err(|refused| {
+        let field = format!("sso.credentials.{}", refused.field);
+        let detail = format!("`{field}` is not allowed: {}", refused.reason);
+        invalid(&field, detail)
+    })?;
+    // Builds the provider client once, which checks keys without calling the provider.
+    let options = HttpOptions {
+        outbound: *outbound,
+        ..HttpOptions::default()
+    };
+    crate::sso::provider(&config, options).map_err(|e| {
         invalid(
             "sso.credentials",
             format!("`sso.credentials` are not usable: {}", redact_quoted(&e.to_string())),

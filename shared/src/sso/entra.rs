@@ -14,8 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::http::{Http, TokenAnswer, TokenCache, join, retry_after, same_origin};
-use super::{ActivityProvider, HttpOptions, SignIn, Signal, SsoError, clamp_window, keep_latest};
+use super::http::{Http, TokenAnswer, TokenCache, decode_detail, join, refusal_detail, retry_after, same_origin};
+use super::{ActivityProvider, HttpOptions, Service, SignIn, Signal, SsoError, clamp_window, keep_latest};
 
 const PROVIDER: &str = "entra";
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -69,8 +69,59 @@ struct GraphErrorBody {
 struct GraphError {
     #[serde(default)]
     code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
+}
+
+/// OAuth errors of the token endpoint seatsync explains.
+const KNOWN_TOKEN_ERRORS: &[(&str, &str)] = &[
+    ("invalid_client", "the client id or secret was refused"),
+    (
+        "unauthorized_client",
+        "the app registration may not use client credentials",
+    ),
+    (
+        "invalid_request",
+        "the token request was refused (is the tenant id right?)",
+    ),
+    ("invalid_scope", "the Graph scope was refused"),
+    ("invalid_grant", "the grant was refused"),
+];
+
+/// `AADSTS` codes seatsync explains; the code sits at the start of `error_description`.
+const KNOWN_AADSTS: &[(&str, &str)] = &[
+    (
+        "AADSTS7000215",
+        "invalid client secret (use the secret's value, not its id)",
+    ),
+    ("AADSTS7000222", "the client secret has expired"),
+    ("AADSTS700016", "the application (client id) is not in this tenant"),
+    ("AADSTS7000112", "the application is disabled"),
+    ("AADSTS90002", "the tenant was not found"),
+    ("AADSTS900023", "the tenant id is not a valid tenant name or id"),
+];
+
+/// Graph error codes seatsync explains.
+const KNOWN_GRAPH_ERRORS: &[(&str, &str)] = &[
+    (
+        NON_PREMIUM,
+        "the tenant has no Entra ID P1/P2 licence, so its sign-in logs cannot be read",
+    ),
+    (
+        "Authorization_RequestDenied",
+        "insufficient privileges (grant AuditLog.Read.All with admin consent)",
+    ),
+    ("InvalidAuthenticationToken", "the access token was refused"),
+    (
+        "Authentication_MSGraphPermissionMissing",
+        "a Graph permission is missing",
+    ),
+    ("Request_UnsupportedQuery", "Graph does not support this query"),
+];
+
+/// The `AADSTS<digits>` code a description starts with, if any.
+fn aadsts_code(description: &str) -> Option<&str> {
+    let rest = description.trim_start().strip_prefix("AADSTS")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    (digits > 0).then(|| &description.trim_start()[..6 + digits])
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,16 +168,8 @@ struct SignInActivity {
 
 fn graph_error(status: u16, body: &[u8]) -> SsoError {
     let parsed: GraphErrorBody = serde_json::from_slice(body).unwrap_or_default();
-    let (code, message) = parsed
-        .error
-        .map(|e| (e.code.unwrap_or_default(), e.message.unwrap_or_default()))
-        .unwrap_or_default();
-    let detail = match (code.is_empty(), message.is_empty()) {
-        (true, true) => format!("HTTP {status}"),
-        (false, true) => code.clone(),
-        (true, false) => message,
-        (false, false) => format!("{code}: {message}"),
-    };
+    let code = parsed.error.and_then(|e| e.code).unwrap_or_default();
+    let detail = refusal_detail(status, Some(&code), KNOWN_GRAPH_ERRORS);
     match status {
         403 if code == NON_PREMIUM => SsoError::NotPremium { detail },
         401 => SsoError::Unauthorized {
@@ -149,7 +192,7 @@ fn decode<T: serde::de::DeserializeOwned>(operation: &'static str, body: &[u8]) 
     serde_json::from_slice(body).map_err(|e| SsoError::Decode {
         provider: PROVIDER,
         operation,
-        detail: e.to_string(),
+        detail: decode_detail(&e),
     })
 }
 
@@ -159,6 +202,15 @@ fn graph_time(t: DateTime<Utc>) -> String {
 
 impl EntraProvider {
     pub fn new(settings: EntraSettings, options: HttpOptions) -> Result<EntraProvider, SsoError> {
+        for (what, service, url) in [
+            ("login base", Service::EntraLogin, &settings.login_base),
+            ("Graph base", Service::EntraGraph, &settings.graph_base),
+        ] {
+            options
+                .outbound
+                .check(service, url)
+                .map_err(|reason| SsoError::Config(format!("the Entra {what} URL is not allowed: {reason}")))?;
+        }
         if settings.box_app_id.trim().is_empty() || settings.box_app_id.contains('\'') {
             return Err(SsoError::Config("the Entra Box app id is empty or malformed".into()));
         }
@@ -195,13 +247,13 @@ impl EntraProvider {
             .await?;
         if !(200..300).contains(&answer.status) {
             let parsed: AadError = serde_json::from_slice(&answer.body).unwrap_or_default();
-            // The description's first line holds the AADSTS code and reason; the rest is trace ids.
             let description = parsed.error_description.unwrap_or_default();
-            let detail = format!(
-                "{}: {}",
-                parsed.error.as_deref().unwrap_or("token request refused"),
-                description.lines().next().unwrap_or_default()
-            );
+            let mut detail = refusal_detail(answer.status, parsed.error.as_deref(), KNOWN_TOKEN_ERRORS);
+            if let Some((code, meaning)) =
+                aadsts_code(&description).and_then(|c| KNOWN_AADSTS.iter().find(|(k, _)| *k == c))
+            {
+                detail = format!("{detail}; {code}: {meaning}");
+            }
             return Err(match (answer.status, parsed.error.as_deref()) {
                 (_, Some("invalid_client" | "unauthorized_client")) | (401, _) => SsoError::Unauthorized {
                     provider: PROVIDER,
@@ -396,6 +448,16 @@ mod tests {
             br#"{"error":{"code":"Authentication_RequestFromNonPremiumTenantOrB2CTenant","message":"no premium"}}"#;
         assert!(matches!(graph_error(403, body), SsoError::NotPremium { .. }));
         let other = br#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges"}}"#;
+        let unknown = br#"{"error":{"code":"SomethingElse","message":"free text from the provider"}}"#;
+        match graph_error(400, unknown) {
+            SsoError::Rejected { detail, .. } => assert_eq!(detail, "HTTP 400"),
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(
+            aadsts_code("AADSTS7000215: Invalid client secret"),
+            Some("AADSTS7000215")
+        );
+        assert_eq!(aadsts_code("AADSTSx"), None);
         match graph_error(403, other) {
             SsoError::Forbidden { reason, .. } => assert!(reason.contains("Authorization_RequestDenied")),
             e => panic!("{e:?}"),

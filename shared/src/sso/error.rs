@@ -1,6 +1,7 @@
-//! What can go wrong reading sign-ins from an identity provider, as types. Messages name the provider
-//! and what it said; they never carry a token or secret (the providers do not echo them, and request
-//! URLs are left out of transport errors).
+//! What can go wrong reading sign-ins from an identity provider, as types. Messages name the provider,
+//! the HTTP status and, for a known error code, seatsync's own description of it; they never carry
+//! the provider's own text (it reaches the tenant through `last_sync.error`), a token or a secret
+//! (request URLs are left out of transport errors).
 
 use std::time::Duration;
 
@@ -47,6 +48,13 @@ pub enum SsoError {
     /// A paging guard tripped: too many pages, a link that does not advance or points elsewhere.
     #[error("{provider} paging stopped: {detail}")]
     Paging { provider: &'static str, detail: String },
+    /// The answer's body is larger than the client reads ([`super::HttpOptions::max_body_bytes`]).
+    #[error("{provider}'s answer to {operation} is larger than {limit} bytes; seatsync did not read it")]
+    TooLarge {
+        provider: &'static str,
+        operation: &'static str,
+        limit: usize,
+    },
     /// The stored SSO configuration cannot be used as it is.
     #[error("invalid SSO configuration: {0}")]
     Config(String),

@@ -21,8 +21,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::http::{Http, TokenAnswer, TokenCache, join, retry_after};
-use super::{ActivityProvider, HttpOptions, SignIn, Signal, SsoError, clamp_window, keep_latest};
+use super::http::{Http, TokenAnswer, TokenCache, decode_detail, join, refusal_detail, retry_after};
+use super::{ActivityProvider, HttpOptions, Service, SignIn, Signal, SsoError, clamp_window, keep_latest};
 
 const PROVIDER: &str = "google";
 /// The one scope seatsync asks for; the admin console's domain-wide delegation must grant it.
@@ -73,9 +73,44 @@ impl std::fmt::Debug for GoogleProvider {
 struct OAuthError {
     #[serde(default)]
     error: Option<String>,
-    #[serde(default)]
-    error_description: Option<String>,
 }
+
+/// OAuth errors of Google's token endpoint seatsync explains. `invalid_grant` is a bad signature,
+/// an unknown service account or subject, or bad times; `unauthorized_client` is a missing
+/// domain-wide delegation of the scope.
+const KNOWN_TOKEN_ERRORS: &[(&str, &str)] = &[
+    (
+        "unauthorized_client",
+        "Google refused the service account (is domain-wide delegation of the Reports scope granted to it?)",
+    ),
+    (
+        "invalid_grant",
+        "Google refused the signed assertion (is the key current, and the subject an existing admin?)",
+    ),
+    ("invalid_client", "Google does not know this service account or key"),
+    ("access_denied", "access denied"),
+    ("invalid_scope", "the Reports scope was refused"),
+    ("invalid_request", "Google refused the token request"),
+];
+
+/// Reports API error reasons seatsync explains.
+const KNOWN_API_REASONS: &[(&str, &str)] = &[
+    (
+        "forbidden",
+        "the subject may not read reports (is it an admin with the Reports privilege?)",
+    ),
+    ("insufficientPermissions", "the token lacks the Reports scope"),
+    ("authError", "the access token was refused"),
+    ("badRequest", "Google refused the query"),
+    (
+        "invalid",
+        "Google refused a query parameter (is the customer id right?)",
+    ),
+    ("notFound", "not found (is the customer id right?)"),
+    ("rateLimitExceeded", "rate limit exceeded"),
+    ("userRateLimitExceeded", "the per-user rate limit is exceeded"),
+    ("quotaExceeded", "the quota is exhausted"),
+];
 
 #[derive(Debug, Default, Deserialize)]
 struct ApiErrorBody {
@@ -85,10 +120,6 @@ struct ApiErrorBody {
 
 #[derive(Debug, Default, Deserialize)]
 struct ApiError {
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    status: Option<String>,
     #[serde(default)]
     errors: Vec<ApiErrorItem>,
 }
@@ -148,7 +179,7 @@ fn decode<T: serde::de::DeserializeOwned>(operation: &'static str, body: &[u8]) 
     serde_json::from_slice(body).map_err(|e| SsoError::Decode {
         provider: PROVIDER,
         operation,
-        detail: e.to_string(),
+        detail: decode_detail(&e),
     })
 }
 
@@ -186,21 +217,11 @@ fn parse_key(pem: &SecretString) -> Result<RsaKeyPair, SsoError> {
     key.map_err(|_| invalid())
 }
 
-/// Maps a refused token request. `invalid_grant` is a bad signature, an unknown service account or
-/// subject, or bad times; `unauthorized_client` is a missing domain-wide delegation of the scope.
+/// Maps a refused token request.
 fn token_error(status: u16, body: &[u8]) -> SsoError {
     let parsed: OAuthError = serde_json::from_slice(body).unwrap_or_default();
-    let error = parsed.error.unwrap_or_else(|| format!("HTTP {status}"));
-    let description = parsed.error_description.unwrap_or_default();
-    let hint = match error.as_str() {
-        "unauthorized_client" => " (is domain-wide delegation of the Reports scope granted to this service account?)",
-        "invalid_grant" => " (is the key current, and the subject an existing admin?)",
-        _ => "",
-    };
-    let detail = match description.lines().next().filter(|d| !d.is_empty()) {
-        Some(d) => format!("{error}: {d}{hint}"),
-        None => format!("{error}{hint}"),
-    };
+    let error = parsed.error.unwrap_or_default();
+    let detail = refusal_detail(status, Some(&error), KNOWN_TOKEN_ERRORS);
     match (status, error.as_str()) {
         (_, "invalid_grant" | "unauthorized_client" | "invalid_client") | (401, _) => SsoError::Unauthorized {
             provider: PROVIDER,
@@ -225,20 +246,7 @@ fn api_error(status: u16, body: &[u8], attempts: u32) -> SsoError {
     let parsed: ApiErrorBody = serde_json::from_slice(body).unwrap_or_default();
     let error = parsed.error.unwrap_or_default();
     let reason = error.errors.iter().find_map(|e| e.reason.clone()).unwrap_or_default();
-    let detail = [
-        error.status.unwrap_or_default(),
-        reason.clone(),
-        error.message.unwrap_or_default(),
-    ]
-    .into_iter()
-    .filter(|s| !s.is_empty())
-    .collect::<Vec<_>>()
-    .join(": ");
-    let detail = if detail.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        detail
-    };
+    let detail = refusal_detail(status, Some(&reason), KNOWN_API_REASONS);
     match status {
         403 if is_rate_reason(&reason) => SsoError::RateLimited {
             provider: PROVIDER,
@@ -287,6 +295,15 @@ impl GoogleProvider {
             .is_some_and(|c| c.trim().is_empty() || !c.chars().all(|ch| ch.is_ascii_alphanumeric()))
         {
             return Err(SsoError::Config("the Google customer id is malformed".into()));
+        }
+        for (what, url) in [
+            ("token URI", &settings.token_uri),
+            ("Reports API base", &settings.reports_base),
+        ] {
+            options
+                .outbound
+                .check(Service::Google, url)
+                .map_err(|reason| SsoError::Config(format!("the Google {what} is not allowed: {reason}")))?;
         }
         let key = parse_key(&settings.private_key)?;
         Ok(GoogleProvider {
@@ -539,7 +556,12 @@ mod tests {
         assert!(matches!(api_error(403, quota, 1), SsoError::RateLimited { .. }));
         let denied = br#"{"error":{"code":403,"message":"Not Authorized to access this resource/api","errors":[{"reason":"forbidden"}],"status":"PERMISSION_DENIED"}}"#;
         match api_error(403, denied, 1) {
-            SsoError::Forbidden { reason, .. } => assert!(reason.contains("Not Authorized"), "{reason}"),
+            SsoError::Forbidden { reason, .. } => {
+                assert!(
+                    reason.contains("forbidden") && !reason.contains("Not Authorized"),
+                    "{reason}"
+                )
+            }
             e => panic!("{e:?}"),
         }
     }

@@ -1,6 +1,9 @@
 //! The request loop both providers share: a timeout on every request, 429 waits as long as the
 //! provider asks (within a cap), 5xx and connection failures back off with jitter, all bounded by
 //! attempts and by a time budget. Every call here is a read, so every failure may be retried.
+//! No redirect is followed (a 3xx is a refusal), an answer's body is read up to
+//! [`HttpOptions::max_body_bytes`] only, and in production names resolve to public addresses only
+//! (see [`super::outbound`]).
 
 use std::time::Duration;
 
@@ -25,10 +28,15 @@ pub(crate) struct Http {
 
 impl Http {
     pub fn new(provider: &'static str, options: HttpOptions) -> Result<Http, SsoError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(options.request_timeout)
             .connect_timeout(options.connect_timeout)
-            .user_agent(concat!("seatsync/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("seatsync/", env!("CARGO_PKG_VERSION")));
+        if !options.outbound.allows_loopback_simulators() {
+            builder = builder.dns_resolver(super::outbound::PublicOnly);
+        }
+        let client = builder
             .build()
             .map_err(|e| SsoError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(Http {
@@ -63,14 +71,31 @@ impl Http {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
-                    match resp.bytes().await {
-                        Ok(body) => Ok((status, headers, body.to_vec())),
-                        Err(e) => Err(transport_detail(&e)),
+                    match read_capped(resp, self.options.max_body_bytes).await {
+                        Ok(body) => Ok((status, headers, body)),
+                        Err(Body::TooLarge) => {
+                            tracing::warn!(provider, operation, status, "answer larger than the cap; not read");
+                            return Err(SsoError::TooLarge {
+                                provider,
+                                operation,
+                                limit: self.options.max_body_bytes,
+                            });
+                        }
+                        Err(Body::Transport(e)) => Err(transport_detail(&e)),
                     }
                 }
                 Err(e) => Err(transport_detail(&e)),
             };
             let (wait, error) = match outcome {
+                Ok((status @ 300..=399, _, _)) => {
+                    // Never followed: a redirect could lead anywhere, credentials included.
+                    tracing::warn!(provider, operation, status, "redirect not followed");
+                    return Err(SsoError::Rejected {
+                        provider,
+                        status,
+                        detail: "the provider answered with a redirect, which seatsync does not follow".into(),
+                    });
+                }
                 Ok((status, headers, body)) if status != 429 && !matches!(status, 500 | 502 | 503 | 504) => {
                     return Ok(Answer { status, headers, body });
                 }
@@ -118,6 +143,42 @@ impl Http {
     }
 }
 
+enum Body {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// The body, read chunk by chunk up to `limit` bytes: a longer one is not read further.
+async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, Body> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Body::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Body::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(Body::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// What a refusal may say to the tenant: the status and, when the provider's error code is one of
+/// `known`, that code with seatsync's own description. Nothing of the provider's text is passed on:
+/// it would reach the tenant through `last_sync.error`.
+pub(crate) fn refusal_detail(status: u16, code: Option<&str>, known: &[(&'static str, &'static str)]) -> String {
+    match code.and_then(|c| known.iter().find(|(k, _)| *k == c)) {
+        Some((code, meaning)) => format!("{code}: {meaning} (HTTP {status})"),
+        None => format!("HTTP {status}"),
+    }
+}
+
+/// What a JSON decoding error may say: its category and position, never serde's message, which
+/// quotes the provider's values.
+pub(crate) fn decode_detail(e: &serde_json::Error) -> String {
+    format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
+}
+
 /// `Retry-After` as delta-seconds (Graph's and Entra's form).
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let secs: f64 = headers
@@ -151,8 +212,29 @@ pub(crate) fn join(base: &url::Url, path: &str) -> url::Url {
 #[derive(serde::Deserialize)]
 pub(crate) struct TokenAnswer {
     pub access_token: secrecy::SecretString,
+    /// Any JSON number (a provider may send a huge or fractional one); read through [`token_life`].
     #[serde(default)]
-    pub expires_in: Option<u64>,
+    pub expires_in: Option<serde_json::Number>,
+}
+
+/// A day: no provider token lives longer, and a longer claimed life is not believed.
+const MAX_TOKEN_LIFE: Duration = Duration::from_secs(24 * 3600);
+
+/// How long to use a token that claims `expires_in` seconds: a minute less (so it never expires
+/// between check and use), at least a second, at most [`MAX_TOKEN_LIFE`]. Never overflows.
+pub(crate) fn token_life(expires_in: Option<&serde_json::Number>) -> Duration {
+    let secs = match expires_in {
+        None => 3599,
+        Some(n) => n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && *f > 0.0)
+                    .map(|f| f.min(u64::MAX as f64) as u64)
+            })
+            .unwrap_or(0),
+    };
+    Duration::from_secs(secs.saturating_sub(60).max(1)).min(MAX_TOKEN_LIFE)
 }
 
 /// One bearer token for the duration of its life; replaced on expiry, or when a 401 asks for renewal.
@@ -174,9 +256,26 @@ impl TokenCache {
             return Ok(token.clone());
         }
         let grant = fetch().await?;
-        // Renew a minute early so a token never expires between check and use.
-        let life = Duration::from_secs(grant.expires_in.unwrap_or(3599).saturating_sub(60).max(1));
-        *cached = Some((grant.access_token.clone(), tokio::time::Instant::now() + life));
+        let now = tokio::time::Instant::now();
+        let life = token_life(grant.expires_in.as_ref());
+        *cached = Some((grant.access_token.clone(), now.checked_add(life).unwrap_or(now)));
         Ok(grant.access_token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_life_is_bounded_for_any_expires_in() {
+        let n = |s: &str| serde_json::from_str::<serde_json::Number>(s).unwrap();
+        assert_eq!(token_life(None), Duration::from_secs(3539));
+        assert_eq!(token_life(Some(&n("3599"))), Duration::from_secs(3539));
+        assert_eq!(token_life(Some(&n("18446744073709551615"))), MAX_TOKEN_LIFE);
+        assert_eq!(token_life(Some(&n("1e300"))), MAX_TOKEN_LIFE);
+        assert_eq!(token_life(Some(&n("-5"))), Duration::from_secs(1));
+        assert_eq!(token_life(Some(&n("0"))), Duration::from_secs(1));
+        assert_eq!(token_life(Some(&n("90.5"))), Duration::from_secs(30));
     }
 }

@@ -13,6 +13,7 @@ mod error;
 mod google;
 mod http;
 mod okta;
+pub mod outbound;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use entra::{ENTRA_RETENTION_DAYS, EntraProvider, EntraSettings};
 pub use error::SsoError;
 pub use google::{GOOGLE_RETENTION_DAYS, GoogleProvider, GoogleSettings};
 pub use okta::{OKTA_RETENTION_DAYS, OktaProvider};
+pub use outbound::{OutboundPolicy, Service};
 
 /// One person's latest successful sign-in, and what kind of evidence it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +131,9 @@ fn default_google_reports_base() -> Url {
     Url::parse("https://admin.googleapis.com").expect("constant URL")
 }
 
-/// URLs as strings (the workspace builds `url` without its serde feature).
+/// URLs as strings (the workspace builds `url` without its serde feature). Any scheme parses: which
+/// URLs may be called is [`OutboundPolicy`]'s decision, checked when the settings are put and again
+/// before every use, so a refusal names the field.
 mod url_str {
     use serde::{Deserialize, Deserializer, Serializer};
     use url::Url;
@@ -140,11 +144,7 @@ mod url_str {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
         let raw = String::deserialize(d)?;
-        let url = Url::parse(&raw).map_err(serde::de::Error::custom)?;
-        if !matches!(url.scheme(), "https" | "http") {
-            return Err(serde::de::Error::custom("SSO URLs must be http(s)"));
-        }
-        Ok(url)
+        Url::parse(&raw).map_err(serde::de::Error::custom)
     }
 }
 
@@ -202,6 +202,15 @@ impl std::fmt::Debug for SsoConfig {
     }
 }
 
+/// A configured URL the [`OutboundPolicy`] refuses: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRefused {
+    /// The field of the credentials: `base_url`, `login_base`, `graph_base`, `token_uri`, `reports_base`.
+    pub field: &'static str,
+    /// Why, and which hosts are allowed; never the URL itself.
+    pub reason: String,
+}
+
 impl SsoConfig {
     pub fn source(&self) -> &'static str {
         match self {
@@ -209,6 +218,37 @@ impl SsoConfig {
             SsoConfig::Entra { .. } => "entra",
             SsoConfig::Google { .. } => "google",
         }
+    }
+
+    /// The configured URLs, each with its field name and the service it must be.
+    pub fn endpoints(&self) -> Vec<(&'static str, Service, &Url)> {
+        match self {
+            SsoConfig::Okta { base_url, .. } => vec![("base_url", Service::Okta, base_url)],
+            SsoConfig::Entra {
+                login_base, graph_base, ..
+            } => vec![
+                ("login_base", Service::EntraLogin, login_base),
+                ("graph_base", Service::EntraGraph, graph_base),
+            ],
+            SsoConfig::Google {
+                token_uri,
+                reports_base,
+                ..
+            } => vec![
+                ("token_uri", Service::Google, token_uri),
+                ("reports_base", Service::Google, reports_base),
+            ],
+        }
+    }
+
+    /// Whether every configured URL may be called under `policy`; the first that may not, named.
+    pub fn check_endpoints(&self, policy: &OutboundPolicy) -> Result<(), EndpointRefused> {
+        for (field, service, url) in self.endpoints() {
+            policy
+                .check(service, url)
+                .map_err(|reason| EndpointRefused { field, reason })?;
+        }
+        Ok(())
     }
 }
 
@@ -221,6 +261,25 @@ pub struct HttpOptions {
     pub retry: RetryPolicy,
     /// At most this many pages in one `last_sign_ins` call, then [`SsoError::Paging`].
     pub max_pages: u32,
+    /// An answer's body is read up to this many bytes; a longer one is [`SsoError::TooLarge`].
+    pub max_body_bytes: usize,
+    /// Where requests may go. The default is production's; only tests and `seatsync-local` set
+    /// [`OutboundPolicy::with_loopback_simulators`].
+    pub outbound: OutboundPolicy,
+}
+
+/// A page of 1,000 Okta events or Entra sign-ins is a few MiB; this leaves room, and bounds memory.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
+
+impl HttpOptions {
+    /// The production options with requests to the loopback simulators allowed: for tests and
+    /// `tools/seatsync-local` only (see [`OutboundPolicy::with_loopback_simulators`]).
+    pub fn for_loopback_simulators() -> HttpOptions {
+        HttpOptions {
+            outbound: OutboundPolicy::with_loopback_simulators(),
+            ..HttpOptions::default()
+        }
+    }
 }
 
 impl Default for HttpOptions {
@@ -231,12 +290,18 @@ impl Default for HttpOptions {
             retry: RetryPolicy::default(),
             // 10 million Okta events, 2.4 million Entra users: far beyond any one tenant.
             max_pages: 10_000,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            outbound: OutboundPolicy::PROVIDERS_ONLY,
         }
     }
 }
 
-/// The provider client for a stored configuration.
+/// The provider client for a stored configuration. Its URLs are checked against
+/// `options.outbound` first: stored settings are not trusted to have passed the check when put.
 pub fn provider(config: &SsoConfig, options: HttpOptions) -> Result<Box<dyn ActivityProvider>, SsoError> {
+    config
+        .check_endpoints(&options.outbound)
+        .map_err(|r| SsoError::Config(format!("`{}` is not allowed: {}", r.field, r.reason)))?;
     Ok(match config {
         SsoConfig::Okta {
             base_url,

@@ -16,8 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::http::{Http, join, same_origin};
-use super::{ActivityProvider, HttpOptions, SignIn, Signal, SsoError, clamp_window, keep_latest};
+use super::http::{Http, decode_detail, join, refusal_detail, same_origin};
+use super::{ActivityProvider, HttpOptions, Service, SignIn, Signal, SsoError, clamp_window, keep_latest};
 
 const PROVIDER: &str = "okta";
 pub const OKTA_RETENTION_DAYS: i64 = 90;
@@ -82,9 +82,20 @@ struct Target {
 struct OktaErrorBody {
     #[serde(default)]
     error_code: Option<String>,
-    #[serde(default)]
-    error_summary: Option<String>,
 }
+
+/// Okta error codes seatsync explains; any other is reported by its HTTP status only.
+const KNOWN_ERRORS: &[(&str, &str)] = &[
+    ("E0000001", "Okta refused the query"),
+    ("E0000003", "Okta could not read the request"),
+    ("E0000004", "authentication failed"),
+    ("E0000005", "invalid session"),
+    ("E0000006", "the API token lacks the permission to read the System Log"),
+    ("E0000007", "not found (is the org URL right?)"),
+    ("E0000011", "the API token is invalid or revoked"),
+    ("E0000015", "the org or the token may not use this feature"),
+    ("E0000047", "the API rate limit is exhausted"),
+];
 
 impl OktaProvider {
     pub fn new(
@@ -93,6 +104,10 @@ impl OktaProvider {
         api_token: SecretString,
         options: HttpOptions,
     ) -> Result<OktaProvider, SsoError> {
+        options
+            .outbound
+            .check(Service::Okta, &base_url)
+            .map_err(|reason| SsoError::Config(format!("the Okta org URL is not allowed: {reason}")))?;
         if app_instance_id.trim().is_empty() || app_instance_id.contains('"') {
             return Err(SsoError::Config(
                 "the Okta Box app instance id is empty or malformed".into(),
@@ -182,12 +197,7 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
 
 fn okta_error(status: u16, body: &[u8]) -> SsoError {
     let parsed: OktaErrorBody = serde_json::from_slice(body).unwrap_or_default();
-    let detail = match (parsed.error_code, parsed.error_summary) {
-        (Some(code), Some(summary)) => format!("{code}: {summary}"),
-        (Some(code), None) => code,
-        (None, Some(summary)) => summary,
-        (None, None) => format!("HTTP {status}"),
-    };
+    let detail = refusal_detail(status, parsed.error_code.as_deref(), KNOWN_ERRORS);
     match status {
         401 => SsoError::Unauthorized {
             provider: PROVIDER,
@@ -255,7 +265,7 @@ impl ActivityProvider for OktaProvider {
             let page: Vec<LogEvent> = serde_json::from_slice(&body).map_err(|e| SsoError::Decode {
                 provider: PROVIDER,
                 operation: "list System Log events",
-                detail: e.to_string(),
+                detail: decode_detail(&e),
             })?;
             if page.is_empty() {
                 break;

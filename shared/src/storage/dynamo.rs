@@ -564,6 +564,47 @@ impl Table {
         Ok(stats)
     }
 
+    /// Deletes every item of partition `pk` whose sort key starts with `sk_prefix`, a page of keys
+    /// at a time (only the keys are read). Returns how many were deleted.
+    #[tracing::instrument(skip(self), fields(table = %self.name))]
+    pub async fn delete_prefix(&self, pk: &str, sk_prefix: &str) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        let mut start = None;
+        // Bounded: each round deletes the page it read, so a partition of N items takes N / 1000 rounds.
+        for _ in 0..100_000 {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .projection_expression("#pk, #sk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", string(pk))
+                .expression_attribute_values(":prefix", string(sk_prefix))
+                .send()
+                .await
+                .map_err(|e| sdk_error(e, "listing keys to delete"))?;
+            let keys = output
+                .items
+                .unwrap_or_default()
+                .iter()
+                .map(|item| match (item.get(PK), item.get(SK)) {
+                    (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Ok(Key::new(pk, sk)),
+                    _ => Err(anyhow!("an item without string keys").into()),
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            deleted += self.batch_delete(&keys).await?.items_written;
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(deleted),
+            }
+        }
+        Err(anyhow!("deleting {sk_prefix}* did not finish").into())
+    }
+
     /// Adds one to a counter item if it stays at or below `limit` (e.g. a tenant's changes per
     /// day); the item expires at `expires_at` (epoch seconds). Returns the new count, or `None`
     /// when the limit is already reached (nothing changes then).

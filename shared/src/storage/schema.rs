@@ -12,9 +12,13 @@
 //! | `TENANT#<t>`           | `USER#<box user id>`            | one Box user's license state              |
 //! | `TENANT#<t>`           | `SYNC#<started at>#<run id>`    | sync history (expires after 90 days)      |
 //! | `TENANT#<t>`           | `CHECKPOINT#sync`               | where an interrupted sync resumes         |
+//! | `TENANT#<t>`           | `SYNCSCRATCH#<run>#<n>`         | a continued run's activity so far (2 days)|
+//! | `TENANT#<t>`           | `SYNCLISTED#<run>#<n>`          | a continued run's listed ids (2 days)     |
+//! | `TENANT#<t>`           | `SYNCDONE#<kind>#<slot>`        | a scheduled slot already synced           |
 //! | `TENANT#<t>`           | `AUDIT#<time>#<id>`             | one audit record per attempted change     |
 //! | `TENANT#<t>`           | `IDEMPOTENCY#<key>`             | a stored answer for an `Idempotency-Key`  |
 //! | `TENANT#<t>`           | `LEASE#<name>`                  | a short lease (e.g. the token refresh)    |
+//! | `TENANT#<t>`           | `REFRESH_CLAIM#<fingerprint>`   | who may spend one refresh token (expires) |
 //! | `OAUTH_STATE#<hash>`   | `OAUTH_STATE`                   | a pending OAuth `state` (expires, 10 min) |
 //!
 //! GSI `gsi1` (`gsi1pk`, `gsi1sk`) lists connections by status: `gsi1pk = CONNECTIONS#<status>`,
@@ -61,6 +65,10 @@ pub const SK_SYNC_CHECKPOINT: &str = "CHECKPOINT#sync";
 pub const SK_USER_PREFIX: &str = "USER#";
 /// Prefix of sync-history sort keys.
 pub const SK_SYNC_PREFIX: &str = "SYNC#";
+/// Prefix of a continued sync run's saved activity.
+pub const SK_SYNC_SCRATCH_PREFIX: &str = "SYNCSCRATCH#";
+/// Prefix of a continued sync run's saved listing.
+pub const SK_SYNC_LISTED_PREFIX: &str = "SYNCLISTED#";
 /// Prefix of audit-record sort keys.
 pub const SK_AUDIT_PREFIX: &str = "AUDIT#";
 
@@ -72,6 +80,12 @@ pub fn user_sk(box_user_id: &str) -> String {
 /// Sort key of a stored idempotent answer.
 pub fn idempotency_sk(key: &str) -> String {
     format!("IDEMPOTENCY#{key}")
+}
+
+/// Sort key of the claim on one refresh token: whoever creates it is the only one ever to send
+/// that refresh token to Box (`fingerprint` is a one-way hash, never the token).
+pub fn refresh_claim_sk(fingerprint: &str) -> String {
+    format!("REFRESH_CLAIM#{fingerprint}")
 }
 
 /// Sort key of a named lease.

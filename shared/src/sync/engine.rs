@@ -1,23 +1,24 @@
 //! One tenant's sync. A full sync lists every user (marker paging) and reads LOGIN events since
-//! the checkpoint (the first one back-fills `backfill_days`), in time slices read concurrently
-//! under a per-tenant request budget. Only users whose state changed are written; users are marked
-//! removed and the summary replaced only after a complete listing, so a run that fails halfway
-//! leaves the previous state intact. Near its deadline a run saves its progress and says
-//! [`SyncOutcome::Continued`]; the next invocation resumes it.
+//! the checkpoint (the first one back-fills `backfill_days`; see `logins.rs` for where a
+//! read starts), in time slices read concurrently under a per-tenant request budget. Only users
+//! whose state changed are written; users are marked removed and the summary replaced only after
+//! a complete listing, so a run that fails halfway leaves the previous state intact. Near its
+//! deadline, in any phase (events, SSO sign-ins, the listing), a run saves its progress and says
+//! [`SyncOutcome::Continued`]; the next invocation resumes it, and a listing goes on from its
+//! saved marker without counting anyone twice.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
-use secrecy::SecretString;
+use futures::TryStreamExt;
 use tokio::time::Instant;
 
 use super::store::{LicenseStore, VERSIONED_ATTEMPTS, update_summary, update_user};
 use super::{LicenseSummary, RunProgress, SliceProgress, SyncCheckpoint, SyncKind, SyncOutcome, SyncRun};
-use crate::boxapi::{BoxClient, BoxError, EventsQuery, RequestBudget, User, UserStatus, UserType};
+use crate::boxapi::{BoxClient, BoxError, RequestBudget, User, UserStatus, UserType};
 use crate::connection::ActivitySource;
 use crate::ids::TenantId;
 use crate::license::{Activity, ActivityHistogram, ActivityOrigin, UserKind, UserLicense};
@@ -46,8 +47,13 @@ pub trait SsoSource: Send + Sync {
 pub struct SyncOptions {
     /// How far back the first sync reads login events (`BACKFILL_DAYS`, at most 365).
     pub backfill_days: u32,
-    /// Re-read this much before the checkpoint: Box's admin log can deliver events late.
+    /// Without a saved stream position (a checkpoint from before positions were kept), re-read
+    /// this much before the checkpoint: Box's admin log can deliver events late.
     pub overlap: Duration,
+    /// Reading on from the saved stream position, a login that shows up late is read however
+    /// late it shows up, provided it was created at most this long before the newest login
+    /// already read (the bound on `created_at` sent with the position).
+    pub late_window: Duration,
     /// Time slices of the event window read concurrently.
     pub slices: usize,
     /// The per-tenant request budget, under Box's ~1,000 requests per minute per user.
@@ -63,6 +69,7 @@ impl Default for SyncOptions {
         Self {
             backfill_days: 180,
             overlap: Duration::from_secs(3600),
+            late_window: Duration::from_secs(7 * 86_400),
             slices: 6,
             requests_per_minute: 900,
             deadline_margin: Duration::from_secs(90),
@@ -107,10 +114,10 @@ pub struct Syncer {
 
 /// Counters of one invocation.
 #[derive(Default)]
-struct Tally {
-    items_written: u64,
-    users_listed: u64,
-    events_read: u64,
+pub(super) struct Tally {
+    pub(super) items_written: u64,
+    pub(super) users_listed: u64,
+    pub(super) events_read: u64,
 }
 
 impl Syncer {
@@ -123,20 +130,40 @@ impl Syncer {
             self.options.requests_per_minute,
             20,
         )));
-        let mut tally = Tally::default();
-        let result = match plan.kind {
-            SyncKind::Full => self.full(plan, &client, &mut checkpoint, &mut tally).await,
-            SyncKind::Incremental => self.incremental(plan, &client, &mut checkpoint, &mut tally).await,
-        };
-        let (outcome, error, prior) = match &result {
-            Ok(outcome) => (*outcome, None, checkpoint.in_progress.clone()),
-            Err(e) => (SyncOutcome::Failed, Some(e.to_string()), None),
-        };
         let resumed = checkpoint
             .last_run
             .as_ref()
             .filter(|r| r.outcome == SyncOutcome::Continued)
             .cloned();
+        // The progress saved so far: a failed invocation leaves it for the delivery that retries.
+        let saved = checkpoint.in_progress.clone();
+        let mut tally = Tally::default();
+        let result = match checkpoint.in_progress.as_ref() {
+            Some(p) if p.kind == plan.kind && p.invocations >= MAX_RUN_INVOCATIONS => {
+                checkpoint.in_progress = None;
+                Err(SyncError::Precondition(format!(
+                    "the run did not finish in {MAX_RUN_INVOCATIONS} invocations and is abandoned"
+                )))
+            }
+            _ => match plan.kind {
+                SyncKind::Full => self.full(plan, &client, &mut checkpoint, &mut tally).await,
+                SyncKind::Incremental => self.incremental(plan, &client, &mut checkpoint, &mut tally).await,
+            },
+        };
+        let (outcome, error, prior) = match &result {
+            Ok(SyncOutcome::Skipped) => (
+                SyncOutcome::Skipped,
+                Some("a full sync of this tenant is unfinished; it reads these events".to_owned()),
+                None,
+            ),
+            Ok(outcome) => (*outcome, None, checkpoint.in_progress.clone()),
+            Err(e) => (SyncOutcome::Failed, Some(e.to_string()), None),
+        };
+        // A skipped pass is a run of its own, not part of the unfinished one.
+        let resumed = resumed.filter(|_| outcome != SyncOutcome::Skipped);
+        if let Err(SyncError::Box(_) | SyncError::Token(_) | SyncError::Store(_) | SyncError::Sso(_)) = &result {
+            checkpoint.in_progress = saved;
+        }
         let run = SyncRun {
             run_id: prior
                 .as_ref()
@@ -149,11 +176,17 @@ impl Syncer {
             outcome,
             box_calls: client.calls() + resumed.as_ref().map_or(0, |r| r.box_calls),
             items_written: tally.items_written + 2 + resumed.as_ref().map_or(0, |r| r.items_written),
-            users_listed: tally.users_listed,
+            users_listed: tally.users_listed + resumed.as_ref().map_or(0, |r| r.users_listed),
             events_read: tally.events_read + resumed.as_ref().map_or(0, |r| r.events_read),
             invocations: 1 + resumed.as_ref().map_or(0, |r| r.invocations),
             error,
         };
+        if outcome == SyncOutcome::Skipped {
+            // Nothing changed; the checkpoint (and a continued run's tally in it) stays as it is.
+            self.store.put_run(&plan.tenant, &run).await?;
+            tracing::info!("sync skipped: a full sync of this tenant is unfinished");
+            return Ok(run);
+        }
         if outcome != SyncOutcome::Continued {
             self.store.put_run(&plan.tenant, &run).await?;
         }
@@ -194,8 +227,72 @@ impl Syncer {
         Ok(())
     }
 
-    fn near_deadline(&self, deadline: Option<Instant>) -> bool {
+    pub(super) fn near_deadline(&self, deadline: Option<Instant>) -> bool {
         deadline.is_some_and(|d| Instant::now() + self.options.deadline_margin >= d)
+    }
+
+    /// `work`, unless the deadline (less the margin) comes first: then `None`.
+    async fn before_deadline<T>(
+        &self,
+        deadline: Option<Instant>,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        match deadline {
+            None => Some(work.await),
+            Some(d) => {
+                let stop = d.checked_sub(self.options.deadline_margin).unwrap_or(d);
+                tokio::time::timeout_at(stop, work).await.ok()
+            }
+        }
+    }
+
+    /// The unfinished run of this kind with what it read so far, or a new run. Progress older
+    /// than [`MAX_RUN_AGE_HOURS`] is dropped: its scratch items are about to expire.
+    async fn start_or_resume(
+        &self,
+        plan: &SyncPlan,
+        checkpoint: &mut SyncCheckpoint,
+        now: DateTime<Utc>,
+    ) -> Result<(RunProgress, HashMap<String, DateTime<Utc>>), SyncError> {
+        if let Some(p) = checkpoint.in_progress.take() {
+            if p.kind == plan.kind && p.started_at > now - chrono::Duration::hours(MAX_RUN_AGE_HOURS) {
+                let logins = self
+                    .store
+                    .load_scratch(&plan.tenant, &p.run_id, p.scratch_chunks)
+                    .await?;
+                tracing::info!(run = %p.run_id, users = logins.len(), invocations = p.invocations, "resuming an interrupted sync");
+                return Ok((p, logins));
+            }
+            tracing::info!(run = %p.run_id, kind = ?p.kind, "an unfinished run is replaced by a new one");
+        }
+        let slices = match plan.source {
+            ActivitySource::Sso => Vec::new(),
+            ActivitySource::BoxEvents => self.event_window(checkpoint, now),
+        };
+        Ok((new_run(plan.kind, now, slices), HashMap::new()))
+    }
+
+    /// Saves a run stopped near its deadline; the next invocation resumes it. `logins`: what
+    /// this invocation read, when it read any.
+    async fn pause(
+        &self,
+        tenant: &TenantId,
+        client: &BoxClient,
+        checkpoint: &mut SyncCheckpoint,
+        mut progress: RunProgress,
+        logins: Option<&HashMap<String, DateTime<Utc>>>,
+        tally: &mut Tally,
+    ) -> Result<SyncOutcome, SyncError> {
+        if let Some(logins) = logins {
+            progress.scratch_chunks = self.store.save_scratch(tenant, &progress.run_id, logins).await?;
+            tally.items_written += u64::from(progress.scratch_chunks);
+        }
+        progress.box_calls += client.calls();
+        progress.events_read += tally.events_read;
+        progress.invocations += 1;
+        tracing::info!(run = %progress.run_id, "deadline near: progress saved, the run continues in a new invocation");
+        checkpoint.in_progress = Some(progress);
+        Ok(SyncOutcome::Continued)
     }
 
     async fn full(
@@ -207,14 +304,23 @@ impl Syncer {
     ) -> Result<SyncOutcome, SyncError> {
         let tenant = &plan.tenant;
         let now = Utc::now();
-        // 1. Activity: Box's login events, or the SSO provider's sign-ins.
-        let (logins, sso, history_since, window_to) = match plan.source {
+        let (mut progress, mut logins) = self.start_or_resume(plan, checkpoint, now).await?;
+        // Logins read by this invocation are saved if it stops; those loaded from scratch already are.
+        let fresh_logins = progress.slices.iter().any(|s| !s.done);
+        // 1. Activity: Box's login events, or the SSO provider's sign-ins (read again by each
+        //    invocation of the run: one bounded read, cut off at the deadline).
+        let (sso, history_since) = match plan.source {
             ActivitySource::BoxEvents => {
-                let Some((logins, window_to, since)) = self.read_logins(plan, client, checkpoint, tally, now).await?
-                else {
-                    return Ok(SyncOutcome::Continued);
-                };
-                (logins, None, Some(since), Some(window_to))
+                if !self
+                    .read_logins(plan, client, &mut progress, &mut logins, tally)
+                    .await?
+                {
+                    return self
+                        .pause(tenant, client, checkpoint, progress, Some(&logins), tally)
+                        .await;
+                }
+                let since = progress.slices.first().map_or(now, |s| s.from);
+                (None, Some(checkpoint.history_since.unwrap_or(since)))
             }
             ActivitySource::Sso => {
                 let sso = plan.sso.as_ref().ok_or_else(|| {
@@ -223,15 +329,20 @@ impl Syncer {
                     )
                 })?;
                 let since = now - chrono::Duration::days(i64::from(self.options.backfill_days.min(365)));
-                let sign_ins = sso.sign_ins(since, now).await.map_err(SyncError::Sso)?;
+                let Some(read) = self.before_deadline(plan.deadline, sso.sign_ins(since, now)).await else {
+                    tracing::info!("the SSO provider's sign-ins were not read before the deadline");
+                    return self.pause(tenant, client, checkpoint, progress, None, tally).await;
+                };
+                let sign_ins = read.map_err(SyncError::Sso)?;
                 let coverage = sign_ins.coverage_since;
-                (HashMap::new(), Some(sign_ins), Some(coverage), None)
+                (Some(sign_ins), Some(coverage))
             }
         };
 
         // 2. Users: compare each with its stored state; write only what changed. Each listed user
         //    leaves the stored map, so what remains after a complete listing is who is gone, and
-        //    the summary is counted on the way (one copy of the users in memory, not two).
+        //    the summary is counted on the way (one copy of the users in memory, not two). Users
+        //    listed by earlier invocations of the run are counted from their stored state.
         let summary_version = self.store.get_summary_versioned(tenant).await?.map(|s| s.version);
         let mut stored = self.store.load_users(tenant).await?;
         let provider = sso.as_ref().map_or_else(|| "box".to_owned(), |s| s.provider.clone());
@@ -242,28 +353,82 @@ impl Syncer {
             history_since.or(checkpoint.history_since),
             now,
         );
+        let mut listing = progress.listing.take().unwrap_or_default();
+        let listed_before = self
+            .store
+            .load_listed(tenant, &progress.run_id, listing.listed_chunks)
+            .await?;
+        for id in &listed_before {
+            if let Some(user) = stored.remove(id) {
+                count_user(&mut summary, &user, 1);
+            }
+        }
         let mut pending: Vec<UserLicense> = Vec::new();
-        for user_type in [UserType::Managed, UserType::External] {
+        let mut listed: Vec<String> = Vec::new();
+        loop {
+            let stop = self.near_deadline(plan.deadline);
+            if stop || listing.phase >= 2 {
+                if !pending.is_empty() {
+                    tally.items_written += self.store.put_users(tenant, &pending).await? as u64;
+                    pending.clear();
+                }
+                if !stop {
+                    break;
+                }
+                let written = self
+                    .store
+                    .save_listed(tenant, &progress.run_id, listing.listed_chunks, &listed)
+                    .await?;
+                listing.listed_chunks += written;
+                tally.items_written += u64::from(written);
+                progress.listing = Some(listing);
+                let logins = fresh_logins.then_some(&logins);
+                return self.pause(tenant, client, checkpoint, progress, logins, tally).await;
+            }
+            let user_type = if listing.phase == 0 {
+                UserType::Managed
+            } else {
+                UserType::External
+            };
             let token = self.tokens.token(tenant, None).await?;
-            let mut users = client.users(token, user_type);
-            while let Some(user) = users.try_next().await? {
-                tally.users_listed += 1;
-                let kind = match user_type {
-                    UserType::External => UserKind::External,
-                    _ if user.is_platform_access_only => UserKind::AppUser,
-                    _ => UserKind::Managed,
-                };
-                let activity = activity_of(&user, &logins, sso.as_ref());
-                let previous = stored.remove(&user.id);
-                let next = UserLicense::from_box(&user, kind, activity, previous.as_ref(), now);
-                count_user(&mut summary, &next, 1);
-                if previous.is_none_or(|old| !old.same_state(&next)) {
-                    pending.push(next);
-                    if pending.len() >= self.options.write_chunk {
-                        tally.items_written += self.store.put_users(tenant, &pending).await? as u64;
-                        pending.clear();
+            let mut pages = client.user_pages(token, user_type, listing.marker.clone());
+            // Bounded by the client's page guard; a page at a time, so the deadline is checked
+            // between pages.
+            while let Some(page) = pages.try_next().await? {
+                for user in page.users {
+                    if listed_before.contains(&user.id) {
+                        continue;
+                    }
+                    tally.users_listed += 1;
+                    let kind = match user_type {
+                        UserType::External => UserKind::External,
+                        _ if user.is_platform_access_only => UserKind::AppUser,
+                        _ => UserKind::Managed,
+                    };
+                    let activity = activity_of(&user, &logins, sso.as_ref());
+                    let previous = stored.remove(&user.id);
+                    let next = UserLicense::from_box(&user, kind, activity, previous.as_ref(), now);
+                    count_user(&mut summary, &next, 1);
+                    listed.push(user.id);
+                    if previous.is_none_or(|old| !old.same_state(&next)) {
+                        pending.push(next);
+                        if pending.len() >= self.options.write_chunk {
+                            tally.items_written += self.store.put_users(tenant, &pending).await? as u64;
+                            pending.clear();
+                        }
                     }
                 }
+                let last = page.next_marker.is_none();
+                listing.marker = page.next_marker;
+                if last {
+                    break;
+                }
+                if self.near_deadline(plan.deadline) {
+                    break;
+                }
+            }
+            if listing.marker.is_none() {
+                listing.phase += 1;
             }
         }
         // 3. The listing is complete: now, and only now, mark the missing as removed.
@@ -280,8 +445,8 @@ impl Syncer {
         // 4. The summary, replaced whole, unless an action adjusted it meanwhile.
         self.replace_summary(tenant, summary, summary_version).await?;
         tally.items_written += 1;
-        if let Some(to) = window_to {
-            checkpoint.events_until = Some(to);
+        if plan.source == ActivitySource::BoxEvents {
+            Self::advance_events(checkpoint, &progress, &logins);
         }
         if checkpoint.history_since.is_none() {
             checkpoint.history_since = history_since;
@@ -289,139 +454,6 @@ impl Syncer {
         checkpoint.last_full_sync_at = Some(now);
         checkpoint.in_progress = None;
         Ok(SyncOutcome::Succeeded)
-    }
-
-    /// Reads LOGIN events into each user's latest login. `None`: stopped at the deadline with
-    /// progress saved in the checkpoint.
-    async fn read_logins(
-        &self,
-        plan: &SyncPlan,
-        client: &BoxClient,
-        checkpoint: &mut SyncCheckpoint,
-        tally: &mut Tally,
-        now: DateTime<Utc>,
-    ) -> Result<Option<(HashMap<String, DateTime<Utc>>, DateTime<Utc>, DateTime<Utc>)>, SyncError> {
-        let tenant = &plan.tenant;
-        let backfill = chrono::Duration::days(i64::from(self.options.backfill_days.clamp(1, 365)));
-        let overlap = chrono::Duration::from_std(self.options.overlap).unwrap_or_default();
-        let (mut progress, mut logins) = match checkpoint.in_progress.take().filter(|p| p.kind == plan.kind) {
-            Some(p) => {
-                let logins = self.store.load_scratch(tenant, &p.run_id, p.scratch_chunks).await?;
-                tracing::info!(run = %p.run_id, users = logins.len(), "resuming an interrupted sync");
-                (p, logins)
-            }
-            None => {
-                let from = checkpoint.events_until.map_or(now - backfill, |t| t - overlap);
-                // A slice per day at most: a short window (an hour's overlap) is one stream.
-                let days = usize::try_from((now - from).num_days() + 1).unwrap_or(1);
-                (
-                    new_progress(plan.kind, from, now, self.options.slices.min(days)),
-                    HashMap::new(),
-                )
-            }
-        };
-        let since = progress.slices.first().map_or(now, |s| s.from);
-        let shared = Arc::new(Mutex::new(std::mem::take(&mut logins)));
-        let results: Vec<Result<(usize, SliceProgress, u64), SyncError>> =
-            futures::stream::iter(progress.slices.clone().into_iter().enumerate().filter(|(_, s)| !s.done))
-                .map(|(i, slice)| {
-                    let shared = shared.clone();
-                    async move {
-                        let (slice, events) = self.read_slice(tenant, client, slice, &shared, plan.deadline).await?;
-                        Ok((i, slice, events))
-                    }
-                })
-                .buffer_unordered(self.options.slices.max(1))
-                .collect()
-                .await;
-        let mut first_error = None;
-        for result in results {
-            match result {
-                Ok((i, slice, events)) => {
-                    progress.slices[i] = slice;
-                    tally.events_read += events;
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        let logins = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        if progress.slices.iter().all(|s| s.done) {
-            return Ok(Some((
-                logins,
-                progress.window_to,
-                checkpoint.history_since.unwrap_or(since),
-            )));
-        }
-        // Out of time: save what was read and where each slice stopped.
-        progress.scratch_chunks = self.store.save_scratch(tenant, &progress.run_id, &logins).await?;
-        progress.box_calls += client.calls();
-        progress.events_read += tally.events_read;
-        progress.invocations += 1;
-        tally.items_written += u64::from(progress.scratch_chunks);
-        tracing::info!(run = %progress.run_id, "deadline near: progress saved, the run continues in a new invocation");
-        checkpoint.in_progress = Some(progress);
-        Ok(None)
-    }
-
-    /// Reads one time slice from its saved position; stops early near the deadline. A 401
-    /// refreshes the token once and resumes from the last position.
-    async fn read_slice(
-        &self,
-        tenant: &TenantId,
-        client: &BoxClient,
-        mut slice: SliceProgress,
-        logins: &Mutex<HashMap<String, DateTime<Utc>>>,
-        deadline: Option<Instant>,
-    ) -> Result<(SliceProgress, u64), SyncError> {
-        let mut events = 0u64;
-        let mut rejected: Option<SecretString> = None;
-        loop {
-            let token = self.tokens.token(tenant, rejected.as_ref()).await?;
-            let query = EventsQuery {
-                stream_position: slice.position.clone(),
-                ..EventsQuery::logins(slice.from, slice.to)
-            };
-            let mut pages = client.admin_event_pages(token.clone(), query);
-            loop {
-                if self.near_deadline(deadline) {
-                    return Ok((slice, events));
-                }
-                match pages.next().await {
-                    None => {
-                        slice.done = true;
-                        return Ok((slice, events));
-                    }
-                    Some(Ok(page)) => {
-                        events += page.events.len() as u64;
-                        let mut map = logins.lock().unwrap_or_else(|p| p.into_inner());
-                        for e in &page.events {
-                            if e.event_type.as_deref() != Some(crate::boxapi::LOGIN_EVENT) {
-                                continue;
-                            }
-                            let (Some(by), Some(at)) = (&e.created_by, e.created_at) else {
-                                continue;
-                            };
-                            if by.id == crate::boxapi::ANONYMOUS_USER_ID {
-                                continue;
-                            }
-                            let slot = map.entry(by.id.clone()).or_insert(at);
-                            *slot = (*slot).max(at);
-                        }
-                        slice.position = Some(page.next_stream_position);
-                    }
-                    Some(Err(BoxError::Unauthorized(_))) if rejected.is_none() => {
-                        rejected = Some(token);
-                        break;
-                    }
-                    Some(Err(e)) => return Err(e.into()),
-                }
-            }
-        }
     }
 
     /// Writes a full sync's summary if the stored one is still the version it started from. If an
@@ -469,29 +501,83 @@ impl Syncer {
                 "incremental passes read Box's event stream, which is closed for this tenant".into(),
             ));
         }
-        let (Some(until), Some(_)) = (checkpoint.events_until, self.store.get_summary(tenant).await?) else {
+        if checkpoint
+            .in_progress
+            .as_ref()
+            .is_some_and(|p| p.kind == SyncKind::Full)
+        {
+            // The unfinished full sync reads these events too; its progress must not be replaced.
+            return Ok(SyncOutcome::Skipped);
+        }
+        let (Some(_), Some(_)) = (checkpoint.events_until, self.store.get_summary(tenant).await?) else {
             return Err(SyncError::Precondition(
                 "no complete full sync yet: the incremental pass needs its checkpoint".into(),
             ));
         };
         let now = Utc::now();
-        let overlap = chrono::Duration::from_std(self.options.overlap).unwrap_or_default();
-        checkpoint.in_progress = Some(new_progress(SyncKind::Incremental, until - overlap, now, 1));
-        let Some((logins, window_to, _)) = self.read_logins(plan, client, checkpoint, tally, now).await? else {
-            return Ok(SyncOutcome::Continued);
-        };
-        // Each user is written only if nobody changed it since it was read (an action may
-        // deactivate someone meanwhile; re-read and re-apply then), and the summary is adjusted by
-        // what was written, never replaced with a stale copy. Users go in id order.
-        let mut logins: Vec<(String, DateTime<Utc>)> = logins.into_iter().collect();
-        logins.sort_unstable();
-        let mut counted: Vec<UserLicense> = Vec::new();
-        let mut moved: Vec<(Activity, Activity)> = Vec::new();
-        for (id, at) in logins {
+        let (mut progress, mut logins) = self.start_or_resume(plan, checkpoint, now).await?;
+        let fresh_logins = progress.slices.iter().any(|s| !s.done);
+        if !self
+            .read_logins(plan, client, &mut progress, &mut logins, tally)
+            .await?
+        {
+            return self
+                .pause(tenant, client, checkpoint, progress, Some(&logins), tally)
+                .await;
+        }
+        // First only read (a pause here leaves nothing half-written), in id order: who is new
+        // (fetched from Box) and whose activity moves.
+        let mut ordered: Vec<(&String, &DateTime<Utc>)> = logins.iter().collect();
+        ordered.sort_unstable();
+        let mut newcomers: Vec<UserLicense> = Vec::new();
+        let mut later_seen: Vec<(String, Activity)> = Vec::new();
+        for (id, at) in ordered {
+            if self.near_deadline(plan.deadline) {
+                // Nothing is written yet: the next invocation does this part again.
+                let logins = fresh_logins.then_some(&logins);
+                return self.pause(tenant, client, checkpoint, progress, logins, tally).await;
+            }
             let seen = Activity::Seen {
-                at,
+                at: *at,
                 origin: ActivityOrigin::BoxLogin,
             };
+            match self.store.get_user(tenant, id).await? {
+                Some(current) if current.activity.latest(seen) == current.activity => {}
+                Some(_) => later_seen.push((id.clone(), seen)),
+                None => {
+                    // Someone new since the last full sync: fetch and count them now.
+                    let token = self.tokens.token(tenant, None).await?;
+                    let user = match client.user(&token, id).await {
+                        Ok(user) => user,
+                        Err(BoxError::NotFound(_)) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    tally.users_listed += 1;
+                    let kind = if user.is_platform_access_only {
+                        UserKind::AppUser
+                    } else {
+                        UserKind::Managed
+                    };
+                    newcomers.push(UserLicense::from_box(&user, kind, seen, None, now));
+                }
+            }
+        }
+        // Then write: each user only if nobody changed it since it was read (an action may
+        // deactivate someone meanwhile; re-read and re-apply then), and the summary adjusted by
+        // what was written, never replaced with a stale copy.
+        let mut counted: Vec<UserLicense> = Vec::new();
+        for fresh in newcomers {
+            match self.store.put_user_versioned(tenant, &fresh, None).await? {
+                VersionedOutcome::Written { .. } => {
+                    tally.items_written += 1;
+                    counted.push(fresh);
+                }
+                // Stored meanwhile (and counted by whoever stored it): update it instead.
+                VersionedOutcome::Conflict => later_seen.push((fresh.box_user_id.clone(), fresh.activity)),
+            }
+        }
+        let mut moved: Vec<(Activity, Activity)> = Vec::new();
+        for (id, seen) in later_seen {
             let later = |current: &UserLicense| {
                 let activity = current.activity.latest(seen);
                 (activity != current.activity).then(|| UserLicense {
@@ -500,33 +586,7 @@ impl Syncer {
                     ..current.clone()
                 })
             };
-            let mut updated = update_user(&*self.store, tenant, &id, later).await?;
-            if updated.is_none() {
-                // Someone new since the last full sync: fetch and count them now.
-                let token = self.tokens.token(tenant, None).await?;
-                let user = match client.user(&token, &id).await {
-                    Ok(user) => user,
-                    Err(BoxError::NotFound(_)) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                tally.users_listed += 1;
-                let kind = if user.is_platform_access_only {
-                    UserKind::AppUser
-                } else {
-                    UserKind::Managed
-                };
-                let fresh = UserLicense::from_box(&user, kind, seen, None, now);
-                match self.store.put_user_versioned(tenant, &fresh, None).await? {
-                    VersionedOutcome::Written { .. } => {
-                        tally.items_written += 1;
-                        counted.push(fresh);
-                        continue;
-                    }
-                    // Stored meanwhile (and counted by whoever stored it): update it instead.
-                    VersionedOutcome::Conflict => updated = update_user(&*self.store, tenant, &id, later).await?,
-                }
-            }
-            if let Some((before, after)) = updated
+            if let Some((before, after)) = update_user(&*self.store, tenant, &id, later).await?
                 && before != after
             {
                 tally.items_written += 1;
@@ -547,33 +607,30 @@ impl Syncer {
         })
         .await?;
         tally.items_written += 1;
-        checkpoint.events_until = Some(window_to);
+        Self::advance_events(checkpoint, &progress, &logins);
         checkpoint.in_progress = None;
         Ok(SyncOutcome::Succeeded)
     }
 }
 
-fn new_progress(kind: SyncKind, from: DateTime<Utc>, to: DateTime<Utc>, slices: usize) -> RunProgress {
-    let slices = slices.max(1) as i32;
-    let span = (to - from) / slices;
+/// A run gives up after this many invocations (15 minutes each: 12 hours).
+const MAX_RUN_INVOCATIONS: u32 = 48;
+/// Progress older than this is not resumed (its scratch items expire after 2 days).
+const MAX_RUN_AGE_HOURS: i64 = 24;
+
+fn new_run(kind: SyncKind, now: DateTime<Utc>, slices: Vec<SliceProgress>) -> RunProgress {
     RunProgress {
         run_id: uuid::Uuid::new_v4().to_string(),
         kind,
-        started_at: Utc::now(),
-        window_to: to,
-        slices: (0..slices)
-            .map(|i| SliceProgress {
-                from: from + span * i,
-                to: if i == slices - 1 { to } else { from + span * (i + 1) },
-                position: None,
-                done: false,
-            })
-            .collect(),
+        started_at: now,
+        window_to: slices.last().map_or(now, |s| s.to),
+        slices,
         scratch_chunks: 0,
         box_calls: 0,
         items_written: 0,
         events_read: 0,
         invocations: 0,
+        listing: None,
     }
 }
 

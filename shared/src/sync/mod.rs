@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod invocation;
+mod logins;
 pub mod service;
 mod sso;
 pub mod store;
@@ -84,13 +85,36 @@ pub struct RunProgress {
     pub items_written: u64,
     pub events_read: u64,
     pub invocations: u32,
+    /// Where the user listing stopped; `None` until it starts.
+    #[serde(default)]
+    pub listing: Option<ListingProgress>,
+}
+
+/// How far a full sync's user listing got in earlier invocations of its run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListingProgress {
+    /// 0: managed users, 1: external users, 2: the listing is complete.
+    pub phase: u8,
+    /// Box's marker for the next page of the current phase (`None`: its first page).
+    pub marker: Option<String>,
+    /// Scratch items holding the ids listed so far (they are neither "gone" nor counted twice).
+    pub listed_chunks: u32,
 }
 
 /// Where the next sync starts (`CHECKPOINT#sync`).
+///
+/// Login events are read from Box's own stream position, not from the function's clock: the
+/// next read starts at `events_position`, so a login that becomes visible late (Box's
+/// `admin_logs` favours completeness over latency) is still read, however late, as long as it
+/// was created at most [`SyncOptions::late_window`] before `events_until`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncCheckpoint {
-    /// Login events are read completely up to here.
+    /// The newest login read so far, by the events' own `created_at` (or where the first window
+    /// began, when it held none).
     pub events_until: Option<DateTime<Utc>>,
+    /// Box's `next_stream_position` after the last complete read; the next read starts here.
+    #[serde(default)]
+    pub events_position: Option<String>,
     /// The start of the activity history (the first back-fill).
     pub history_since: Option<DateTime<Utc>>,
     pub last_full_sync_at: Option<DateTime<Utc>>,

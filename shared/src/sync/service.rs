@@ -54,8 +54,14 @@ pub enum TenantOutcome {
     },
 }
 
-/// How long a tenant's sync lease lasts: longer than Lambda's 15 minutes.
+/// How long a tenant's sync lease lasts when the invocation has no deadline: longer than
+/// Lambda's 15 minutes.
 const SYNC_LEASE: Duration = Duration::from_secs(16 * 60);
+/// With a deadline, the lease ends this long after it: Lambda stops an invocation at its
+/// deadline, so a lease still held after that belongs to a run that was killed, and the
+/// message's next delivery (after the queue's visibility timeout, longer than the function's
+/// timeout) takes it over and resumes the run. The grace covers clock skew between hosts.
+pub const SYNC_LEASE_GRACE: Duration = Duration::from_secs(5);
 /// How long "this slot is done" is remembered: longer than SQS keeps a message.
 const SLOT_MEMORY_DAYS: i64 = 15;
 
@@ -162,8 +168,28 @@ impl SyncService {
             _ => return Ok(TenantOutcome::Skipped("the tenant has no Box connection".into())),
         };
         let holder = uuid::Uuid::new_v4().to_string();
-        if let LeaseOutcome::HeldBy { .. } = self.table.try_acquire_lease(&pk, "sync", &holder, SYNC_LEASE).await? {
-            return Ok(TenantOutcome::Skipped("another sync of this tenant is running".into()));
+        let lease = deadline.map_or(SYNC_LEASE, |d| {
+            (d.saturating_duration_since(Instant::now()) + SYNC_LEASE_GRACE).min(SYNC_LEASE)
+        });
+        if let LeaseOutcome::HeldBy { expires_at, .. } =
+            self.table.try_acquire_lease(&pk, "sync", &holder, lease).await?
+        {
+            if message.kind == SyncKind::Incremental {
+                // Nothing is lost: the next pass, 15 minutes on, reads on from the same stream
+                // position. Retrying it would only fill the DLQ while a long full sync runs.
+                return Ok(TenantOutcome::Skipped(format!(
+                    "another sync of this tenant is running (its lease ends at {expires_at}); the next \
+                     incremental pass reads these events"
+                )));
+            }
+            // A live run: this delivery must wait for it, not vanish. SQS delivers the message
+            // again after its visibility timeout (then, after maxReceiveCount, to the DLQ).
+            return Ok(TenantOutcome::Failed {
+                retry: true,
+                error: format!(
+                    "another sync of this tenant is running (its lease ends at {expires_at}); delivered again later"
+                ),
+            });
         }
         let result = self.sync_connected(message, &connection, deadline).await;
         if let Err(e) = self.table.release_lease(&pk, "sync", &holder).await {
@@ -176,10 +202,14 @@ impl SyncService {
                     continuation: true,
                     ..message.clone()
                 };
-                queue
-                    .enqueue(std::slice::from_ref(&next))
-                    .await
-                    .map_err(|e| SyncError::Precondition(e.to_string()))?;
+                // Queued before this message is acknowledged; if it cannot be, the message is
+                // delivered again and resumes the run from its saved progress.
+                if let Err(e) = queue.enqueue(std::slice::from_ref(&next)).await {
+                    return Ok(TenantOutcome::Failed {
+                        retry: true,
+                        error: format!("the run's continuation could not be queued: {e:#}"),
+                    });
+                }
                 Ok(TenantOutcome::Continued(run))
             }
             _ => {

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::ids::TenantId;
 use crate::license::UserLicense;
 use crate::storage::schema::{
-    SK_SUMMARY, SK_SYNC_CHECKPOINT, SK_SYNC_PREFIX, SK_USER_PREFIX, TTL_ATTRIBUTE, tenant_pk, user_sk,
+    SK_SUMMARY, SK_SYNC_CHECKPOINT, SK_SYNC_LISTED_PREFIX, SK_SYNC_PREFIX, SK_SYNC_SCRATCH_PREFIX, SK_USER_PREFIX,
+    TTL_ATTRIBUTE, tenant_pk, user_sk,
 };
 use crate::storage::{Key, StoreError, Table, VersionedItem, VersionedOutcome};
 
@@ -21,6 +22,8 @@ use super::{LicenseSummary, SyncCheckpoint, SyncRun};
 const LOAD_PAGE: u32 = 1000;
 /// Scratch items hold at most this many `(user, time)` pairs (well under DynamoDB's 400 KB).
 const SCRATCH_PAIRS_PER_ITEM: usize = 8_000;
+/// Listed ids per scratch item (Box ids are about 11 digits: about 120 KB).
+const LISTED_IDS_PER_ITEM: usize = 10_000;
 
 #[async_trait]
 pub trait LicenseStore: Send + Sync {
@@ -74,6 +77,17 @@ pub trait LicenseStore: Send + Sync {
         run_id: &str,
         chunks: u32,
     ) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
+    /// Records ids a cut-short listing got through, as scratch items numbered from `first`;
+    /// returns how many items it wrote.
+    async fn save_listed(&self, tenant: &TenantId, run_id: &str, first: u32, ids: &[String])
+    -> Result<u32, StoreError>;
+    /// Every id recorded by [`LicenseStore::save_listed`] in items `0..chunks`.
+    async fn load_listed(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        chunks: u32,
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
 }
 
 /// Attempts of one versioned read-modify-write before giving up (each conflict means another
@@ -189,7 +203,19 @@ fn write_stamp() -> u64 {
 }
 
 fn scratch_sk(run_id: &str, n: u32) -> String {
-    format!("SYNCSCRATCH#{run_id}#{n:04}")
+    format!("{SK_SYNC_SCRATCH_PREFIX}{run_id}#{n:04}")
+}
+
+fn listed_sk(run_id: &str, n: u32) -> String {
+    format!("{SK_SYNC_LISTED_PREFIX}{run_id}#{n:05}")
+}
+
+/// Ids listed so far by a run, `;`-separated (Box user ids are digits).
+#[derive(Serialize, Deserialize)]
+struct ListedItem {
+    ids: String,
+    #[serde(rename = "expires_at")]
+    expires_at: i64,
 }
 
 #[async_trait]
@@ -341,6 +367,49 @@ impl LicenseStore for Table {
         }
         Ok(seen)
     }
+
+    async fn save_listed(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        first: u32,
+        ids: &[String],
+    ) -> Result<u32, StoreError> {
+        let pk = tenant_pk(tenant);
+        let expires_at = (Utc::now() + chrono::Duration::days(2)).timestamp();
+        let items: Vec<(Key, ListedItem)> = ids
+            .chunks(LISTED_IDS_PER_ITEM)
+            .enumerate()
+            .map(|(n, chunk)| {
+                (
+                    Key::new(&pk, listed_sk(run_id, first + n as u32)),
+                    ListedItem {
+                        ids: chunk.join(";"),
+                        expires_at,
+                    },
+                )
+            })
+            .collect();
+        self.batch_put(&items).await?;
+        Ok(items.len() as u32)
+    }
+
+    async fn load_listed(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        chunks: u32,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let pk = tenant_pk(tenant);
+        let mut ids = std::collections::HashSet::new();
+        for n in 0..chunks {
+            let item: ListedItem = self.get(&pk, &listed_sk(run_id, n)).await?.ok_or_else(|| {
+                StoreError::Unexpected(anyhow::anyhow!("listing scratch item {n} of run {run_id} is missing"))
+            })?;
+            ids.extend(item.ids.split(';').filter(|id| !id.is_empty()).map(str::to_owned));
+        }
+        Ok(ids)
+    }
 }
 
 /// An in-memory [`LicenseStore`] that counts what it writes.
@@ -356,6 +425,7 @@ struct MemoryState {
     checkpoints: HashMap<TenantId, SyncCheckpoint>,
     runs: Vec<(TenantId, SyncRun)>,
     scratch: HashMap<(TenantId, String), HashMap<String, DateTime<Utc>>>,
+    listed: HashMap<(TenantId, String, u32), Vec<String>>,
     /// Versions of users (by id) and summaries (by `""`); absent is version 0.
     versions: HashMap<(TenantId, String), u64>,
     items_written: u64,
@@ -533,6 +603,41 @@ impl LicenseStore for MemoryStore {
             .get(&(tenant.clone(), run_id.to_owned()))
             .cloned()
             .unwrap_or_default())
+    }
+    async fn save_listed(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        first: u32,
+        ids: &[String],
+    ) -> Result<u32, StoreError> {
+        let mut state = self.lock();
+        let mut written = 0;
+        for (n, chunk) in ids.chunks(LISTED_IDS_PER_ITEM).enumerate() {
+            state
+                .listed
+                .insert((tenant.clone(), run_id.to_owned(), first + n as u32), chunk.to_vec());
+            written += 1;
+        }
+        state.items_written += u64::from(written);
+        Ok(written)
+    }
+    async fn load_listed(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        chunks: u32,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let state = self.lock();
+        let mut ids = std::collections::HashSet::new();
+        for n in 0..chunks {
+            let chunk = state
+                .listed
+                .get(&(tenant.clone(), run_id.to_owned(), n))
+                .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("listing scratch item {n} is missing")))?;
+            ids.extend(chunk.iter().cloned());
+        }
+        Ok(ids)
     }
 }
 

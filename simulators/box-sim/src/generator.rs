@@ -377,6 +377,7 @@ pub fn generate(config: &SimConfig, now: DateTime<Utc>) -> State {
         users,
         index,
         service_account,
+        sorted_len: events.len(),
         events,
         next_seq,
         login_events: total_logins,

@@ -477,8 +477,8 @@ impl BoxSim {
         let i = st.user_index(id).unwrap_or_else(|| panic!("set_role: no user {id}"));
         st.users[i].role = role;
     }
-    /// Appends a LOGIN event for `user_id` at `at` (may be in the past: a late event). Panics when
-    /// the user does not exist.
+    /// Appends a LOGIN event for `user_id` at `at` (may be in the past: a late event, which lands
+    /// at the end of the stream). Panics when the user does not exist.
     pub fn record_login(&self, user_id: &str, at: DateTime<Utc>) {
         let now = self.now();
         let mut st = self.st();
@@ -486,6 +486,17 @@ impl BoxSim {
             .user_index(user_id)
             .unwrap_or_else(|| panic!("record_login: no user {user_id}"));
         st.push_event(state::EventKind::Login, i as u32, at, now);
+    }
+    /// Appends a LOGIN event for `user_id` created at `created_at` that becomes visible only now:
+    /// it lands at the end of the admin_logs stream, after events created later than it (Box's
+    /// admin_logs favours completeness over latency). Panics when the user does not exist.
+    pub fn record_delayed_login(&self, user_id: &str, created_at: DateTime<Utc>) {
+        let now = self.now();
+        let mut st = self.st();
+        let i = st
+            .user_index(user_id)
+            .unwrap_or_else(|| panic!("record_delayed_login: no user {user_id}"));
+        st.push_delayed_event(state::EventKind::Login, i as u32, created_at, now);
     }
     pub fn login_event_count(&self) -> u64 {
         self.st().login_events

@@ -1144,9 +1144,12 @@ fn events(shared: &Shared, st: &State, ctx: &Ctx) -> Reply {
             return client_error(shared, 400, "invalid_parameter", "Invalid value for parameter 'limit'");
         }
     };
+    // The ordered prefix is searched by time; the late events after it are filtered one by one.
     let evs = &st.events;
-    let lo = after.map_or(0, |a| evs.partition_point(|e| e.at < a));
-    let hi = before.map_or(evs.len(), |b| evs.partition_point(|e| e.at < b));
+    let sorted = &evs[..st.sorted_len];
+    let lo = after.map_or(0, |a| sorted.partition_point(|e| e.at < a));
+    let hi = before.map_or(sorted.len(), |b| sorted.partition_point(|e| e.at < b));
+    let in_window = |e: &crate::state::Ev| after.is_none_or(|a| e.at >= a) && before.is_none_or(|b| e.at < b);
     let start = match ctx.q("stream_position") {
         None | Some("") | Some("0") => lo,
         Some("now") => evs.len(),
@@ -1173,9 +1176,16 @@ fn events(shared: &Shared, st: &State, ctx: &Ctx) -> Reply {
     };
     let mut entries = Vec::with_capacity(take);
     let mut pos = start;
-    while pos < hi && entries.len() < take {
+    while pos < evs.len() && entries.len() < take {
+        if pos >= hi && pos < sorted.len() {
+            pos = sorted.len();
+            continue;
+        }
         let e = evs[pos];
         pos += 1;
+        if pos > sorted.len() && !in_window(&e) {
+            continue;
+        }
         if let Some(k) = &kinds
             && !k.contains(&Some(e.kind))
         {

@@ -162,7 +162,11 @@ pub struct State {
     pub users: Vec<UserRec>,
     pub index: HashMap<String, usize>,
     pub service_account: UserRec,
+    /// The admin_logs stream in the order events became visible (positions are indexes, never
+    /// shifted): first `sorted_len` events in `created_at` order, then late events as they arrived.
     pub events: Vec<Ev>,
+    /// Length of the `created_at`-ordered prefix of `events`.
+    pub sorted_len: usize,
     pub next_seq: u32,
     pub login_events: u64,
     pub seed: u64,
@@ -308,25 +312,38 @@ impl State {
         }
     }
 
-    /// Inserts an event at its place in time; a late event gets a lag so recorded_at is "now".
+    /// Appends an event to the stream, visible now. An event older than the newest one already in
+    /// the stream is a late event: it goes to the stream's end with its older `created_at` (as in
+    /// Box's admin_logs, which favours completeness over latency), and gets a lag so recorded_at is
+    /// "now". Positions already handed out never shift.
     pub fn push_event(&mut self, kind: EventKind, user: u32, at: DateTime<Utc>, now: DateTime<Utc>) {
+        let in_order =
+            self.sorted_len == self.events.len() && self.events.last().is_none_or(|e| e.at <= at.timestamp());
+        self.push_event_at_end(kind, user, at, now, in_order);
+    }
+
+    /// Appends an event at the stream's end whatever its `created_at` (a delayed event).
+    pub fn push_delayed_event(&mut self, kind: EventKind, user: u32, at: DateTime<Utc>, now: DateTime<Utc>) {
+        self.push_event_at_end(kind, user, at, now, false);
+    }
+
+    fn push_event_at_end(&mut self, kind: EventKind, user: u32, at: DateTime<Utc>, now: DateTime<Utc>, in_order: bool) {
         let at_s = at.timestamp();
         let lag = (now.timestamp() - at_s).clamp(0, u32::MAX as i64) as u32;
         let seq = self.next_seq;
         self.next_seq += 1;
         let ip = ip_for(self.seed, user, seq);
-        let pos = self.events.partition_point(|e| e.at <= at_s);
-        self.events.insert(
-            pos,
-            Ev {
-                at: at_s,
-                seq,
-                user,
-                ip,
-                lag,
-                kind,
-            },
-        );
+        self.events.push(Ev {
+            at: at_s,
+            seq,
+            user,
+            ip,
+            lag,
+            kind,
+        });
+        if in_order {
+            self.sorted_len = self.events.len();
+        }
         if kind == EventKind::Login {
             self.login_events += 1;
             if let Some(u) = self.users.get_mut(user as usize) {

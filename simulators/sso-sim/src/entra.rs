@@ -36,6 +36,8 @@ pub struct EntraConfig {
     /// the tenant-wide `signInActivity`.
     pub other_app_sign_ins: usize,
     pub faults: Faults,
+    /// The `expires_in` of the token answers (3599; a huge value tests a client's overflow guard).
+    pub token_expires_in: u64,
     /// Sign-in logs older than this are gone (30 days with P1/P2).
     pub retention_days: i64,
 }
@@ -52,6 +54,7 @@ impl Default for EntraConfig {
             users: Vec::new(),
             other_app_sign_ins: 0,
             faults: Faults::default(),
+            token_expires_in: 3599,
             retention_days: 30,
         }
     }
@@ -392,7 +395,7 @@ impl Entra {
         lock(&self.issued).push(token.clone());
         Reply::json(
             200,
-            json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}),
+            json!({"token_type": "Bearer", "expires_in": self.config.token_expires_in, "ext_expires_in": 3599, "access_token": token}),
         )
     }
 

@@ -112,6 +112,8 @@ pub struct GoogleConfig {
     /// SAML activities of other apps (Slack, Zoom, Atlassian) at random times, a tenth of them failures.
     pub other_app_events: usize,
     pub faults: Faults,
+    /// The `expires_in` of the token answers (3599; a huge value tests a client's overflow guard).
+    pub token_expires_in: u64,
     /// Activities older than this are gone, and `startTime` is raised to it.
     pub retention_days: i64,
 }
@@ -128,6 +130,7 @@ impl Default for GoogleConfig {
             users: Vec::new(),
             other_app_events: 0,
             faults: Faults::default(),
+            token_expires_in: 3599,
             retention_days: 180,
         }
     }
@@ -516,7 +519,7 @@ impl Google {
         lock(&self.issued).push(token.clone());
         Reply::json(
             200,
-            json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}),
+            json!({"access_token": token, "expires_in": self.config.token_expires_in, "token_type": "Bearer"}),
         )
     }
 

@@ -57,6 +57,11 @@ pub enum Fault {
     Drop,
     /// Wait, then handle the request normally.
     Delay(Duration),
+    /// Answer `302 Found` with this `Location`: a client must not follow it.
+    Redirect(String),
+    /// Answer with this status and this body, verbatim (`application/json`): an oversized page, or
+    /// an error text the client must not pass on.
+    Raw { status: u16, body: String },
 }
 
 /// The simulated endpoints, for fault injection and counters.

@@ -40,6 +40,8 @@ pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Option<Value>,
+    /// A verbatim body instead of `body`.
+    pub raw: Option<String>,
 }
 
 impl Reply {
@@ -48,6 +50,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Some(body),
+            raw: None,
         }
     }
     pub fn header(mut self, k: &str, v: impl Into<String>) -> Reply {
@@ -247,6 +250,21 @@ async fn handle<A: App>(app: &A, core: &Core, req: Request<Incoming>) -> Result<
     for fault in faults.into_iter().flatten() {
         match fault {
             Fault::Delay(d) => tokio::time::sleep(d).await,
+            Fault::Redirect(location) => {
+                let reply = Reply::json(302, serde_json::json!({})).header("location", location);
+                lock(&core.counters).record(ep, reply.status);
+                return Ok(to_response(reply));
+            }
+            Fault::Raw { status, body } => {
+                let reply = Reply {
+                    status,
+                    headers: Vec::new(),
+                    body: None,
+                    raw: Some(body),
+                };
+                lock(&core.counters).record(ep, reply.status);
+                return Ok(to_response(reply));
+            }
             Fault::Drop => {
                 lock(&core.counters).record_drop(ep);
                 return Err(DropConnection);
@@ -268,12 +286,16 @@ fn to_response(reply: Reply) -> Response<Full<Bytes>> {
     for (k, v) in &reply.headers {
         b = b.header(k.as_str(), v.as_str());
     }
-    let bytes = match reply.body {
-        Some(v) => {
+    let bytes = match (reply.raw, reply.body) {
+        (Some(raw), _) => {
+            b = b.header(http::header::CONTENT_TYPE, "application/json");
+            Bytes::from(raw)
+        }
+        (None, Some(v)) => {
             b = b.header(http::header::CONTENT_TYPE, "application/json");
             Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
         }
-        None => Bytes::new(),
+        (None, None) => Bytes::new(),
     };
     b.body(Full::new(bytes))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))

@@ -16,7 +16,7 @@ use seatsync::connect::{ConnectConfig, ConnectService};
 use seatsync::connection::{AppConfig, Connections};
 use seatsync::reports::{ReportsConfig, ReportsService};
 use seatsync::settings::SettingsStore;
-use seatsync::sso::HttpOptions;
+use seatsync::sso::{HttpOptions, OutboundPolicy};
 use seatsync::storage::{SecretStore, Table, load_aws_config};
 use seatsync::sync::{SqsQueue, SyncOptions, SyncService, Syncer};
 use seatsync::tokens::{TokenProvider, TokenProviderOptions};
@@ -190,7 +190,9 @@ impl Stack {
                 client: sqs,
                 url: queue_url,
             }),
-        );
+        )
+        // Local only: SSO settings may point at an sso-sim on loopback. No function sets this.
+        .with_sso_outbound(OutboundPolicy::with_loopback_simulators());
         let sync = SyncService {
             table: table.clone(),
             connections: Connections::new(table.clone()),
@@ -202,7 +204,7 @@ impl Stack {
                 box_api: background,
                 options: SyncOptions::default(),
             },
-            sso_http: HttpOptions::default(),
+            sso_http: HttpOptions::for_loopback_simulators(),
         };
         let router = combined(
             seatsync::connect::router(Arc::new(connect)),

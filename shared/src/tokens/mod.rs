@@ -1,17 +1,27 @@
 //! The token provider: a valid Box access token for a tenant, forever, without ever losing
-//! Box's single-use refresh token — even when many Lambda instances need one at the same moment.
+//! Box's single-use refresh token — even when many tasks and Lambda instances need one at once.
 //!
 //! - A warm instance keeps the token in memory until [`TokenProviderOptions::refresh_margin`]
 //!   before it expires.
-//! - Refreshing happens under a DynamoDB lease (a conditional write): the holder re-reads the
-//!   secret first and refreshes only if still needed; everyone else waits for the new secret.
-//! - The new pair is written with a `ClientRequestToken` derived from the old refresh token, so a
-//!   retried write stores the same value exactly once.
+//! - Within one instance, one task per tenant refreshes (an in-process single flight); the others
+//!   wait for it and take its token from memory.
+//! - Across instances, refreshing happens under a DynamoDB lease (a conditional write, one holder id
+//!   per attempt): the holder re-reads the secret first and refreshes only if still needed;
+//!   everyone else waits for the new secret.
+//! - Before sending a refresh token to Box the holder creates that token's claim
+//!   ([`claim::RefreshClaim`]): a refresh token is sent to Box at most once, even by a second
+//!   instance that took over a lease its slow holder outlived.
+//! - The new pair is kept in memory first, then written with a `ClientRequestToken` derived from
+//!   the old refresh token, so a retried write stores the same value exactly once; if Secrets
+//!   Manager keeps refusing, the holder keeps retrying (fenced) in the background ([`writer`]).
 //! - `invalid_grant`: if another instance rotated the token meanwhile, its new token is used;
 //!   otherwise the connection is marked `reauth_required` and Box is not called again for it.
 //! - A 401 from Box forces one refresh and one retry ([`TokenProvider::with_token`]), no more.
 
-use std::collections::HashMap;
+pub mod claim;
+pub mod writer;
+
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +37,8 @@ use crate::storage::schema::tenant_pk;
 use crate::storage::{
     BoxTokenSet, LeaseOutcome, SecretError, SecretStore, StoreError, Table, TokenKind, request_token_from,
 };
+use claim::RefreshClaim;
+use writer::{PendingWrite, WritePolicy};
 
 /// Where a tenant's Box tokens are kept (Secrets Manager in production).
 #[async_trait]
@@ -96,8 +108,16 @@ pub struct TokenProviderOptions {
     pub poll_interval: Duration,
     /// How long an instance waits for another one's refresh before giving up.
     pub max_wait: Duration,
-    /// Attempts at storing a refreshed pair (same request token each time).
+    /// Attempts at storing a refreshed pair before the caller gets its token (same request token
+    /// each time); later attempts go on in the background.
     pub write_attempts: u32,
+    /// The longest pause between two attempts at storing a refreshed pair.
+    pub write_retry_max_delay: Duration,
+    /// How long a holder keeps trying to store a refreshed pair (its claim lasts as long).
+    pub write_horizon: Duration,
+    /// How long a refresh token's claim keeps others from spending it after an ambiguous failure
+    /// (Box may have rotated it without our hearing the answer).
+    pub claim_ttl: Duration,
 }
 
 impl Default for TokenProviderOptions {
@@ -106,8 +126,11 @@ impl Default for TokenProviderOptions {
             refresh_margin: Duration::from_secs(5 * 60),
             lease_ttl: Duration::from_secs(60),
             poll_interval: Duration::from_millis(200),
-            max_wait: Duration::from_secs(70),
-            write_attempts: 4,
+            max_wait: Duration::from_secs(20),
+            write_attempts: 3,
+            write_retry_max_delay: Duration::from_secs(10),
+            write_horizon: Duration::from_secs(15 * 60),
+            claim_ttl: Duration::from_secs(2 * 60),
         }
     }
 }
@@ -122,8 +145,20 @@ pub struct TokenProvider {
     box_api: BoxClient,
     app: AppCredentials,
     options: TokenProviderOptions,
+    /// This instance's id; each refresh attempt holds the lease as `<instance>:<attempt>`.
     holder: String,
     cache: Mutex<HashMap<TenantId, (SecretString, DateTime<Utc>)>>,
+    /// One refresh per tenant at a time in this instance.
+    flights: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Tenants whose refreshed pair this instance is still trying to store.
+    pending_writes: Arc<Mutex<HashSet<TenantId>>>,
+}
+
+/// What an attempt under the lease came to.
+enum Attempt {
+    Token(SecretString),
+    /// Someone else has claimed the stored refresh token: wait for their new secret.
+    Wait,
 }
 
 impl std::fmt::Debug for TokenProvider {
@@ -151,7 +186,23 @@ impl TokenProvider {
             options,
             holder: uuid::Uuid::new_v4().to_string(),
             cache: Mutex::new(HashMap::new()),
+            flights: Mutex::new(HashMap::new()),
+            pending_writes: Arc::new(Mutex::new(HashSet::new())),
         }
+    }
+
+    /// The same provider with other options (tests and tools tune timings).
+    pub fn with_options(mut self, options: TokenProviderOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Whether this instance holds a refreshed pair it has not managed to store yet.
+    pub fn has_pending_write(&self, tenant: &TenantId) -> bool {
+        self.pending_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(tenant)
     }
 
     /// A valid access token for the tenant.
@@ -206,11 +257,25 @@ impl TokenProvider {
             && rejected.is_none_or(|r| r.expose_secret() != stored.access_token.expose_secret())
     }
 
+    /// The tenant's single-flight lock in this instance.
+    fn flight(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        flights.entry(tenant.clone()).or_default().clone()
+    }
+
     async fn token(&self, tenant: &TenantId, rejected: Option<&SecretString>) -> Result<SecretString, TokenError> {
+        let not_rejected = |t: &SecretString| rejected.is_none_or(|r| r.expose_secret() != t.expose_secret());
+        if let Some(token) = self.cached(tenant).filter(not_rejected) {
+            return Ok(token);
+        }
+        // One task per tenant goes on; the others take its token from memory when it is done.
+        let flight = self.flight(tenant);
+        let _flight = flight.lock().await;
+        if let Some(token) = self.cached(tenant).filter(not_rejected) {
+            return Ok(token);
+        }
         if rejected.is_some() {
             self.forget(tenant);
-        } else if let Some(token) = self.cached(tenant) {
-            return Ok(token);
         }
         let connection = self.connections.get(tenant).await?.ok_or(TokenError::NotConnected)?;
         match connection.status {
@@ -224,8 +289,10 @@ impl TokenProvider {
                 });
             }
         }
-        let rounds = (self.options.max_wait.as_millis() / self.options.poll_interval.as_millis().max(1)).max(1) as u64;
-        for _ in 0..=rounds {
+        let holder = format!("{}:{}", self.holder, uuid::Uuid::new_v4());
+        let pk = tenant_pk(tenant);
+        let deadline = tokio::time::Instant::now() + self.options.max_wait;
+        loop {
             let stored = self.vault.read(tenant).await?.ok_or(TokenError::NotConnected)?;
             if self.usable(&stored, rejected) {
                 self.remember(tenant, &stored.access_token, stored.access_expires_at);
@@ -234,55 +301,79 @@ impl TokenProvider {
             if stored.kind == TokenKind::ClientCredentials {
                 return self.mint(tenant, stored).await;
             }
-            let pk = tenant_pk(tenant);
             match self
                 .table
-                .try_acquire_lease(&pk, REFRESH_LEASE, &self.holder, self.options.lease_ttl)
+                .try_acquire_lease(&pk, REFRESH_LEASE, &holder, self.options.lease_ttl)
                 .await?
             {
                 LeaseOutcome::Acquired => {
-                    let result = self.refresh_under_lease(tenant, rejected).await;
-                    if let Err(e) = self.table.release_lease(&pk, REFRESH_LEASE, &self.holder).await {
+                    let attempt = self.refresh_under_lease(tenant, rejected, &holder).await;
+                    if let Err(e) = self.table.release_lease(&pk, REFRESH_LEASE, &holder).await {
                         // The lease expires by itself; waiting instances only lose a little time.
                         tracing::warn!(error = %e, "could not release the token refresh lease");
                     }
-                    return result;
+                    match attempt? {
+                        Attempt::Token(token) => return Ok(token),
+                        Attempt::Wait => {}
+                    }
                 }
-                LeaseOutcome::HeldBy { .. } => tokio::time::sleep(self.options.poll_interval).await,
+                LeaseOutcome::HeldBy { .. } => {}
             }
+            if tokio::time::Instant::now() + self.options.poll_interval > deadline {
+                return Err(TokenError::Busy);
+            }
+            tokio::time::sleep(self.options.poll_interval).await;
         }
-        Err(TokenError::Busy)
     }
 
     async fn refresh_under_lease(
         &self,
         tenant: &TenantId,
         rejected: Option<&SecretString>,
-    ) -> Result<SecretString, TokenError> {
+        holder: &str,
+    ) -> Result<Attempt, TokenError> {
         // Another instance may have refreshed between our read and our lease.
         let stored = self.vault.read(tenant).await?.ok_or(TokenError::NotConnected)?;
         if self.usable(&stored, rejected) {
             self.remember(tenant, &stored.access_token, stored.access_expires_at);
-            return Ok(stored.access_token);
+            return Ok(Attempt::Token(stored.access_token));
         }
         let Some(old_refresh) = stored.refresh_token.clone() else {
             return Err(self
                 .require_reauth(tenant, "no refresh token is stored for this connection")
                 .await);
         };
+        // The refresh token goes to Box at most once, whoever holds the lease now.
+        let claim = RefreshClaim::new(self.table.clone(), tenant, &old_refresh, holder);
+        if !claim.take(self.options.claim_ttl).await? {
+            tracing::info!("this refresh token was already sent to Box by another attempt; waiting for its result");
+            return Ok(Attempt::Wait);
+        }
         match self.box_api.refresh(&self.app, &old_refresh).await {
             Ok(grant) => {
-                let tokens = BoxTokenSet {
-                    access_token: grant.access_token.clone(),
-                    access_expires_at: grant.expires_at,
-                    refresh_token: grant.refresh_token.clone().or(Some(old_refresh.clone())),
-                    obtained_at: Utc::now(),
-                    ..stored
-                };
-                self.store_refreshed(tenant, &tokens, &old_refresh).await?;
-                tracing::info!(expires_at = %grant.expires_at, "refreshed the Box token");
+                // Kept in memory before anything else can fail: Box has spent the old token.
                 self.remember(tenant, &grant.access_token, grant.expires_at);
-                Ok(grant.access_token)
+                tracing::info!(expires_at = %grant.expires_at, "refreshed the Box token");
+                let pending = PendingWrite {
+                    vault: self.vault.clone(),
+                    tenant: tenant.clone(),
+                    tokens: BoxTokenSet {
+                        access_token: grant.access_token.clone(),
+                        access_expires_at: grant.expires_at,
+                        refresh_token: grant.refresh_token.clone().or(Some(old_refresh.clone())),
+                        obtained_at: Utc::now(),
+                        ..stored
+                    },
+                    old_refresh,
+                    claim,
+                };
+                let policy = WritePolicy {
+                    inline_attempts: self.options.write_attempts,
+                    max_delay: self.options.write_retry_max_delay,
+                    horizon: self.options.write_horizon,
+                };
+                pending.store(policy, self.pending_writes.clone()).await;
+                Ok(Attempt::Token(grant.access_token))
             }
             Err(BoxError::OAuth {
                 kind: OAuthErrorKind::InvalidGrant,
@@ -294,7 +385,7 @@ impl TokenProvider {
                     again.refresh_token.as_ref().map(|t| t.expose_secret()) != Some(old_refresh.expose_secret());
                 if rotated && self.fresh(again.access_expires_at) {
                     self.remember(tenant, &again.access_token, again.access_expires_at);
-                    return Ok(again.access_token);
+                    return Ok(Attempt::Token(again.access_token));
                 }
                 Err(self
                     .require_reauth(
@@ -303,33 +394,13 @@ impl TokenProvider {
                     )
                     .await)
             }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Stores a refreshed pair. Box has already spent the old refresh token, so this retries
-    /// with the same request token (one stored version however often it runs).
-    async fn store_refreshed(
-        &self,
-        tenant: &TenantId,
-        tokens: &BoxTokenSet,
-        old_refresh: &SecretString,
-    ) -> Result<(), TokenError> {
-        let request_token = request_token_from(old_refresh);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.vault.write(tenant, tokens, &request_token).await {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt < self.options.write_attempts => {
-                    tracing::warn!(attempt, error = %e, "storing the refreshed Box token failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt))).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not store the refreshed Box token; this instance keeps it in memory");
-                    return Err(e.into());
-                }
+            Err(e @ (BoxError::OAuth { .. } | BoxError::RateLimited { .. })) => {
+                // Box answered and spent nothing: the token may be sent again.
+                claim.release().await;
+                Err(e.into())
             }
+            // No clear answer: Box may have rotated the token. The claim stays until it expires.
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use box_sim::{EnterpriseSpec, SimConfig};
 use chrono::{Duration, Utc};
-use seatsync::actions::{ActionsConfig, ActionsService, router};
+use seatsync::actions::{ActionTimings, ActionsConfig, ActionsService, router};
 use seatsync::audit::{AuditLog, AuditRecord};
 use seatsync::boxapi::{AppCredentials, Role, UserStatus};
 use seatsync::connection::{ActivitySource, ConnectMethod, ConnectionRecord, ConnectionStatus, Connections};
@@ -117,7 +117,14 @@ impl Actions {
             tenant_claim: "tenant_id".into(),
             app_secret_id: "unused-in-tests".into(),
         };
-        let service = ActionsService::new(config, aws.table(), Arc::new(provider), tb.client.clone());
+        // A change needs well under a second here: a small write budget leaves the deadline
+        // tests room on a busy machine.
+        let timings = ActionTimings {
+            write_budget: std::time::Duration::from_secs(4),
+            ..ActionTimings::default()
+        };
+        let service =
+            ActionsService::new(config, aws.table(), Arc::new(provider), tb.client.clone()).with_timings(timings);
         tb.sim.reset_counters();
         Self {
             router: router(Arc::new(service)),
@@ -266,4 +273,62 @@ pub async fn sync_into(aws: &TestAws, tb: &TestBox, tenant: &TenantId) {
 pub fn ok(response: &ApiResponse) -> Value {
     assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
     response.json()
+}
+
+impl Actions {
+    /// Like [`Actions::deactivate`], in a Lambda invocation whose deadline is `deadline_in` away
+    /// (lambda_http puts the invocation's context in the request extensions).
+    pub async fn deactivate_within(
+        &self,
+        user: &str,
+        body: Value,
+        key: &str,
+        deadline_in: std::time::Duration,
+    ) -> ApiResponse {
+        send_within(&self.router, deactivate_request(user, &body, key), deadline_in).await
+    }
+}
+
+pub fn deactivate_request(user: &str, body: &Value, key: &str) -> ApiRequest {
+    ApiRequest::authorized("POST", &format!("/users/{user}/deactivate"), Actions::claims(TENANT))
+        .json(body)
+        .header("idempotency-key", key)
+}
+
+/// Sends `request` through `router` as an invocation with `deadline_in` left.
+pub async fn send_within(router: &Router, request: ApiRequest, deadline_in: std::time::Duration) -> ApiResponse {
+    use lambda_http::RequestExt as _;
+    use tower::ServiceExt as _;
+    let deadline = std::time::SystemTime::now() + deadline_in;
+    let mut context = lambda_http::Context::default();
+    context.deadline = deadline
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64;
+    let request = request.into_request().with_lambda_context(context);
+    let response = router.clone().oneshot(request).await.expect("routers are infallible");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("read the response body")
+        .to_vec();
+    ApiResponse { status, headers, body }
+}
+
+/// The summary as it should be: counted from the stored users (the computed time aside).
+pub async fn summary_matches_users(f: &Actions) {
+    let stored = f.summary().await;
+    let users = f.users().await;
+    let counted = seatsync::sync::engine::summarize(
+        users.values(),
+        stored.activity_source,
+        stored.activity_provider.clone(),
+        stored.history_since,
+        stored.computed_at,
+    );
+    assert_eq!(
+        stored, counted,
+        "the stored summary equals the count of the stored users"
+    );
 }

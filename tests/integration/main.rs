@@ -1,8 +1,10 @@
 //! One integration-test binary (one link step on 2 cores); each module tests one feature by name.
 mod actions_bulk;
+mod actions_crash_safety;
 mod actions_edge;
 mod actions_fixture;
 mod actions_idempotency;
+mod actions_lost_updates;
 mod actions_safety;
 mod actions_single;
 mod box_client_errors;

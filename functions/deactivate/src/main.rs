@@ -33,6 +33,8 @@ async fn main() -> Result<(), Error> {
         Arc::new(tokens),
         clients.box_api.clone(),
     );
+    // Each request's deadline comes from its Lambda context (request extensions); the service
+    // budgets every Box call against it (`ActionTimings`).
     tracing::info!(table = %config.table_name, "deactivate ready");
     run(router(Arc::new(service))).await
 }

@@ -119,6 +119,11 @@ fn answer(a: Answer) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(seconds) = a.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     response
 }
 
@@ -185,7 +190,20 @@ fn call(identity: Identity, request: &http::Extensions, headers: &HeaderMap) -> 
         actor: identity.sub,
         request_id,
         idempotency_key,
+        deadline: invocation_deadline(request),
     })
+}
+
+/// The Lambda invocation's deadline (lambda_http puts its context in the request extensions);
+/// `None` when unknown (no context, or a zero deadline).
+fn invocation_deadline(request: &http::Extensions) -> Option<tokio::time::Instant> {
+    use lambda_http::RequestExt as _;
+    let context = request.lambda_context_ref().filter(|c| c.deadline > 0)?;
+    let left = context
+        .deadline()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    Some(tokio::time::Instant::now() + left)
 }
 
 fn canonical<T: Serialize>(body: &T) -> String {

@@ -1,8 +1,13 @@
 //! `Idempotency-Key`: the first answer to a write is stored under the tenant
 //! (`IDEMPOTENCY#<key>`, 24 hours) with a hash of the request; a replay gets that answer again
 //! without touching Box, the same key with another request gets 422, and a key whose first
-//! request is still running gets 409. A request that failed before any Box write leaves no
-//! trace, so the client can simply retry.
+//! request is still running gets 409 with `Retry-After`. A request that failed before any Box
+//! write leaves no trace, so the client can simply retry.
+//!
+//! A running request holds its key on a lease that ends shortly after its invocation's deadline:
+//! Lambda kills the invocation then, possibly between the Box write and the records. Past the
+//! lease, the next attempt takes the key over (by version, so only one does) and runs again;
+//! the pipeline reads the user from Box first and completes a change Box already shows.
 
 use std::future::Future;
 
@@ -13,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::{ActionsService, Answer, Call};
 use crate::api::ApiError;
 use crate::problem::Problem;
-use crate::storage::PutOutcome;
+use crate::storage::VersionedOutcome;
 use crate::storage::schema::{idempotency_sk, tenant_pk};
 
 /// How long a stored answer is replayed.
@@ -53,6 +58,9 @@ struct Item {
     #[serde(default)]
     body: Option<String>,
     expires_at: i64,
+    /// While `in_progress`: until when (epoch ms) the attempt may still be running.
+    #[serde(default)]
+    lease_until_ms: Option<i64>,
 }
 
 enum Begin {
@@ -79,7 +87,7 @@ impl ActionsService {
         };
         let pk = tenant_pk(&call.tenant);
         let sk = idempotency_sk(key);
-        match self.begin(&pk, &sk, fingerprint).await {
+        match self.begin(call, &pk, &sk, fingerprint).await {
             Ok(Begin::Run) => {}
             Ok(Begin::Answer(answer)) => return answer,
             Err(e) => return Answer::error(&e),
@@ -95,6 +103,7 @@ impl ActionsService {
                 content_type: Some(answer.content_type.clone()),
                 body: Some(answer.body.clone()),
                 expires_at: (now + chrono::Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp(),
+                lease_until_ms: None,
             };
             for attempt in 1..=2 {
                 match self.table.put(&pk, &sk, &done).await {
@@ -108,7 +117,16 @@ impl ActionsService {
         answer
     }
 
-    async fn begin(&self, pk: &str, sk: &str, fingerprint: &str) -> Result<Begin, ApiError> {
+    /// Until when an attempt of `call` that starts now may run (its deadline plus a grace).
+    fn lease_until(&self, call: &Call) -> chrono::DateTime<Utc> {
+        let left = self
+            .deadline(call)
+            .saturating_duration_since(tokio::time::Instant::now())
+            + self.timings.lease_grace;
+        Utc::now() + chrono::Duration::from_std(left).unwrap_or(chrono::Duration::MAX)
+    }
+
+    async fn begin(&self, call: &Call, pk: &str, sk: &str, fingerprint: &str) -> Result<Begin, ApiError> {
         let now = Utc::now();
         let item = Item {
             request_hash: fingerprint.to_owned(),
@@ -118,26 +136,24 @@ impl ActionsService {
             content_type: None,
             body: None,
             expires_at: (now + chrono::Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp(),
+            lease_until_ms: Some(self.lease_until(call).timestamp_millis()),
         };
-        // Twice: a stored answer can expire (or be released) between the write and the read.
-        for _ in 0..2 {
-            match self
+        let unexpected = |e: crate::storage::StoreError| ApiError::Unexpected(e.into());
+        // A few times: a stored answer can expire (or be released, or taken over) between the
+        // write and the read.
+        for _ in 0..3 {
+            if let VersionedOutcome::Written { .. } = self
                 .table
-                .put_new(pk, sk, &item)
+                .put_versioned(pk, sk, &item, None)
                 .await
-                .map_err(|e| ApiError::Unexpected(e.into()))?
+                .map_err(unexpected)?
             {
-                PutOutcome::Created => return Ok(Begin::Run),
-                PutOutcome::AlreadyExists => {}
+                return Ok(Begin::Run);
             }
-            let Some(found) = self
-                .table
-                .get::<Item>(pk, sk)
-                .await
-                .map_err(|e| ApiError::Unexpected(e.into()))?
-            else {
+            let Some(found) = self.table.get_versioned::<Item>(pk, sk).await.map_err(unexpected)? else {
                 continue;
             };
+            let (version, found) = (found.version, found.item);
             if found.request_hash != fingerprint {
                 return Err(ApiError::Unprocessable {
                     detail: "this Idempotency-Key was already used for a different request (another user, \
@@ -146,18 +162,41 @@ impl ActionsService {
                     field: Some("Idempotency-Key".into()),
                 });
             }
-            return match (found.state, found.status, found.body) {
-                (State::Done, Some(status), Some(body)) => Ok(Begin::Answer(Answer {
+            if let (State::Done, Some(status), Some(body)) = (found.state, found.status, &found.body) {
+                return Ok(Begin::Answer(Answer {
                     status,
                     content_type: found.content_type.unwrap_or_else(|| "application/json".into()),
-                    body,
-                })),
-                _ => Err(ApiError::Conflict(
-                    "a request with this Idempotency-Key is still in progress; wait for its answer, then retry \
-                     with the same key to read it"
-                        .into(),
-                )),
-            };
+                    body: body.clone(),
+                    retry_after: None,
+                }));
+            }
+            // Items from before leases: the longest an invocation could have run.
+            let lease_until = found.lease_until_ms.unwrap_or_else(|| {
+                let longest = chrono::Duration::from_std(self.timings.without_deadline + self.timings.lease_grace)
+                    .unwrap_or_default();
+                (found.created_at + longest).timestamp_millis()
+            });
+            let left_ms = lease_until - Utc::now().timestamp_millis();
+            if left_ms > 0 {
+                let mut answer = Answer::problem(&Problem::new(
+                    409,
+                    "Conflict",
+                    "a request with this Idempotency-Key is still in progress; retry with the same key after \
+                     the Retry-After seconds to read its answer (or to complete it, should it have been cut off)",
+                ));
+                answer.retry_after = Some(u64::try_from(left_ms).unwrap_or(1).div_ceil(1000).max(1));
+                return Ok(Begin::Answer(answer));
+            }
+            // The attempt holding the key is dead: take it over (only one of racing retries can).
+            if let VersionedOutcome::Written { .. } = self
+                .table
+                .put_versioned(pk, sk, &item, Some(version))
+                .await
+                .map_err(unexpected)?
+            {
+                tracing::warn!("taking over an Idempotency-Key whose attempt ended without an answer");
+                return Ok(Begin::Run);
+            }
         }
         Ok(Begin::Answer(Answer::problem(&Problem::new(
             409,

@@ -5,7 +5,12 @@
 //!
 //! One pipeline ([`ActionsService::act`]) decides and performs the change for one user; the
 //! single-user routes map its result to an HTTP answer, the bulk route collects one result per user.
+//! Its steps after the rails ([`change`]) read the user from Box right before the write, start
+//! nothing that cannot finish before the invocation's deadline, complete a change Box already
+//! shows (a retry after a cut attempt) without writing again, and write the license state by
+//! version so no concurrent writer's change is lost.
 
+mod change;
 mod http;
 mod idempotency;
 
@@ -17,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::api::ApiError;
 use crate::audit::{AuditAction, AuditLog, AuditOutcome, AuditRecord};
-use crate::boxapi::{BoxClient, BoxError, UserStatus};
+use crate::boxapi::{BoxClient, UserStatus};
 use crate::connection::{ConnectionRecord, ConnectionStatus, Connections};
 use crate::ids::{BoxUserId, TenantId};
 use crate::license::{Activity, UserKind, UserLicense};
@@ -26,8 +31,9 @@ use crate::settings::{SettingsStore, TenantSettings};
 use crate::storage::Table;
 use crate::storage::schema::tenant_pk;
 use crate::sync::{LicenseStore, LicenseSummary};
-use crate::tokens::{TokenError, TokenProvider};
+use crate::tokens::TokenProvider;
 
+use change::box_rails;
 pub use http::{ROUTES, Route, router};
 pub use idempotency::{IDEMPOTENCY_TTL_HOURS, valid_idempotency_key};
 
@@ -46,6 +52,34 @@ pub const DELETE_BILLING_NOTE: &str = "Deleting a user frees their seat for some
 /// Box moves large content in the background with no completion signal.
 pub const TRANSFER_NOTE: &str = "The content was moved into a folder owned by the receiving user. Large transfers \
      finish later at Box (after about 10 minutes) and Box sends no completion signal.";
+
+/// How an attempt budgets its time against the invocation's deadline.
+#[derive(Debug, Clone)]
+pub struct ActionTimings {
+    /// What a change needs once started, in the worst case this function accepts: the Box status
+    /// write, ending the sessions, the stored state and the audit record. With less time left, the
+    /// change is not started (503 with `Retry-After`).
+    pub write_budget: std::time::Duration,
+    /// Kept free at the end for the stored state, the audit record and the answer: Box calls
+    /// still running then are cut and recorded as not answered.
+    pub record_reserve: std::time::Duration,
+    /// The deadline when the invocation's is unknown: API Gateway gives up after 29 s.
+    pub without_deadline: std::time::Duration,
+    /// An `in_progress` key's lease lasts until its invocation's deadline plus this; past it the
+    /// invocation is dead and another attempt may take the key over.
+    pub lease_grace: std::time::Duration,
+}
+
+impl Default for ActionTimings {
+    fn default() -> Self {
+        Self {
+            write_budget: std::time::Duration::from_secs(8),
+            record_reserve: std::time::Duration::from_secs(2),
+            without_deadline: std::time::Duration::from_secs(29),
+            lease_grace: std::time::Duration::from_secs(2),
+        }
+    }
+}
 
 /// The actions function's configuration, parsed once at cold start.
 #[derive(Debug, Clone)]
@@ -118,6 +152,8 @@ pub struct Call {
     /// API Gateway's `requestContext.requestId`.
     pub request_id: String,
     pub idempotency_key: Option<String>,
+    /// When the invocation ends (Lambda's deadline); `None`: unknown, see [`ActionTimings`].
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// The caller's choices for one attempt.
@@ -134,6 +170,8 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub body: String,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl Answer {
@@ -142,6 +180,7 @@ impl Answer {
             status,
             content_type: "application/json".into(),
             body: body.to_string(),
+            retry_after: None,
         }
     }
 
@@ -150,6 +189,7 @@ impl Answer {
             status: problem.status,
             content_type: crate::problem::CONTENT_TYPE.into(),
             body: serde_json::to_string(problem).unwrap_or_else(|_| "{}".into()),
+            retry_after: None,
         }
     }
 
@@ -168,6 +208,12 @@ pub enum Refusal {
     NotFound,
     NotManaged(UserKind),
     Admin,
+    /// Box's answer has no role seatsync knows: it may be an administrator.
+    UnknownRole,
+    /// Too little of the invocation is left to finish a change; nothing was started.
+    OutOfTime,
+    /// Reading the user from Box right before the write failed: (HTTP status, what happened).
+    BoxRead(u16, String),
     ConnectedAccount,
     ProtectedLogin,
     RecentlyActive {
@@ -188,6 +234,8 @@ impl Refusal {
             Refusal::NotFound => 404,
             Refusal::BadTransferTarget(_) => 422,
             Refusal::DailyCap(_) => 429,
+            Refusal::OutOfTime => 503,
+            Refusal::BoxRead(status, _) => *status,
             _ => 409,
         }
     }
@@ -211,6 +259,15 @@ impl Refusal {
                 "Box user {user} is an admin or co-admin of the enterprise; seatsync never changes administrators. \
                  Change their role in the Box Admin Console first"
             ),
+            Refusal::UnknownRole => format!(
+                "Box did not say which role user {user} has (or named one seatsync does not know); they may be \
+                 an administrator, and seatsync never changes administrators. Nothing was changed"
+            ),
+            Refusal::OutOfTime => format!(
+                "this request had too little time left to {verb} Box user {user} safely; nothing was started. \
+                 Retry with the same Idempotency-Key"
+            ),
+            Refusal::BoxRead(_, detail) => detail.clone(),
             Refusal::ConnectedAccount => format!(
                 "Box user {user} is the account seatsync is connected through; changing it would cut seatsync off. \
                  Connect with another admin first"
@@ -262,6 +319,7 @@ pub struct UserResult {
 #[derive(Debug, Clone, Default)]
 struct SummaryDelta {
     deactivated: i64,
+    admins: i64,
     seat_holders: i64,
     content_owners: i64,
     histogram_add: Vec<Activity>,
@@ -271,6 +329,7 @@ struct SummaryDelta {
 impl SummaryDelta {
     fn is_empty(&self) -> bool {
         self.deactivated == 0
+            && self.admins == 0
             && self.seat_holders == 0
             && self.content_owners == 0
             && self.histogram_add.is_empty()
@@ -279,6 +338,7 @@ impl SummaryDelta {
 
     fn merge(&mut self, other: SummaryDelta) {
         self.deactivated += other.deactivated;
+        self.admins += other.admins;
         self.seat_holders += other.seat_holders;
         self.content_owners += other.content_owners;
         self.histogram_add.extend(other.histogram_add);
@@ -288,6 +348,7 @@ impl SummaryDelta {
     fn apply(&self, summary: &mut LicenseSummary) {
         let adjust = |v: &mut u32, d: i64| *v = (i64::from(*v) + d).clamp(0, i64::from(u32::MAX)) as u32;
         adjust(&mut summary.deactivated, self.deactivated);
+        adjust(&mut summary.admins, self.admins);
         adjust(&mut summary.seat_holders, self.seat_holders);
         adjust(&mut summary.content_owners, self.content_owners);
         for a in &self.histogram_remove {
@@ -306,6 +367,8 @@ struct Context<'a> {
     connection: Option<ConnectionRecord>,
     settings: TenantSettings,
     now: DateTime<Utc>,
+    /// When this attempt must have answered.
+    deadline: tokio::time::Instant,
 }
 
 /// The license actions.
@@ -317,6 +380,7 @@ pub struct ActionsService {
     connections: Connections,
     settings: SettingsStore,
     audit: AuditLog,
+    timings: ActionTimings,
 }
 
 impl std::fmt::Debug for ActionsService {
@@ -341,7 +405,20 @@ impl ActionsService {
             table,
             tokens,
             box_api,
+            timings: ActionTimings::default(),
         }
+    }
+
+    /// Other time budgets than [`ActionTimings::default`].
+    pub fn with_timings(mut self, timings: ActionTimings) -> Self {
+        self.timings = timings;
+        self
+    }
+
+    /// When `call` must have answered: its invocation's deadline, or API Gateway's limit.
+    fn deadline(&self, call: &Call) -> tokio::time::Instant {
+        let limit = tokio::time::Instant::now() + self.timings.without_deadline;
+        call.deadline.map_or(limit, |d| d.min(limit))
     }
 
     pub fn config(&self) -> &ActionsConfig {
@@ -356,6 +433,7 @@ impl ActionsService {
             connection: connection.map_err(|e| ApiError::Unexpected(e.into()))?,
             settings: settings.map_err(|e| ApiError::Unexpected(e.into()))?,
             now: Utc::now(),
+            deadline: self.deadline(call),
         })
     }
 
@@ -560,29 +638,68 @@ impl ActionsService {
                 .await;
             return Ok((result, SummaryDelta::default()));
         }
-        if !self.take_slot(ctx).await? {
-            let refusal = Refusal::DailyCap(ctx.settings.daily_action_cap);
+        // Start only what can finish before the invocation ends.
+        if self.time_left(ctx) < self.timings.write_budget {
             return Ok((
-                self.refuse(ctx, user, Some(&stored), action, refusal).await,
+                self.refuse(ctx, user, Some(&stored), action, Refusal::OutOfTime).await,
                 SummaryDelta::default(),
             ));
         }
-        let changed = match action {
-            Action::Deactivate | Action::Reactivate => self.change_status(ctx, user, &stored, action).await,
-            Action::Delete { transfer_to } => {
-                self.delete(ctx, user, &stored, transfer_to.as_ref(), transfer_target.as_ref())
-                    .await
+        // The user as Box has them now (only a full sync refreshes the stored role and status).
+        let fresh = match self.read_from_box(ctx, user, action).await {
+            Ok(fresh) => fresh,
+            Err(refusal) => {
+                return Ok((
+                    self.refuse(ctx, user, Some(&stored), action, refusal).await,
+                    SummaryDelta::default(),
+                ));
             }
         };
-        match changed {
-            Ok(done) => Ok(done),
-            Err(failure) => {
-                self.give_back_slot(ctx).await;
-                Ok((
-                    failure.record(self, ctx, user, &stored, action).await?,
-                    SummaryDelta::default(),
-                ))
+        let (stored, mut delta) = match &fresh {
+            Some(box_user) => self.refresh(ctx, &stored, box_user).await?,
+            None => (stored, SummaryDelta::default()),
+        };
+        if let Some(refusal) = fresh.as_ref().and_then(box_rails) {
+            return Ok((self.refuse(ctx, user, Some(&stored), action, refusal).await, delta));
+        }
+        // Box already shows the outcome (a cut earlier attempt, or a change made in Box): complete
+        // the records and the answer without writing to Box again.
+        let reconciled = match (&fresh, action.target_status()) {
+            (None, None) => true,
+            (Some(box_user), Some(target)) => box_user.status == target,
+            _ => false,
+        };
+        let changed = if reconciled {
+            self.reconcile(ctx, user, &stored, action).await
+        } else {
+            if self.time_left(ctx) < self.timings.write_budget {
+                return Ok((
+                    self.refuse(ctx, user, Some(&stored), action, Refusal::OutOfTime).await,
+                    delta,
+                ));
             }
+            if !self.take_slot(ctx).await? {
+                let refusal = Refusal::DailyCap(ctx.settings.daily_action_cap);
+                return Ok((self.refuse(ctx, user, Some(&stored), action, refusal).await, delta));
+            }
+            let changed = match action {
+                Action::Deactivate | Action::Reactivate => self.change_status(ctx, user, &stored, action).await,
+                Action::Delete { transfer_to } => {
+                    self.delete(ctx, user, &stored, transfer_to.as_ref(), transfer_target.as_ref())
+                        .await
+                }
+            };
+            if changed.is_err() {
+                self.give_back_slot(ctx).await;
+            }
+            changed
+        };
+        match changed {
+            Ok((result, d)) => {
+                delta.merge(d);
+                Ok((result, delta))
+            }
+            Err(failure) => Ok((failure.record(self, ctx, user, &stored, action).await?, delta)),
         }
     }
 
@@ -789,344 +906,6 @@ impl ActionsService {
             tracing::warn!(error = %e, "could not give back a daily-cap slot");
         }
     }
-
-    async fn change_status(
-        &self,
-        ctx: &Context<'_>,
-        user: &BoxUserId,
-        stored: &UserLicense,
-        action: &Action,
-    ) -> Result<(UserResult, SummaryDelta), Failure> {
-        let tenant = &ctx.call.tenant;
-        let wanted = action.target_status().unwrap_or(UserStatus::Active);
-        let updated = self
-            .tokens
-            .with_token(tenant, |token| {
-                let api = self.box_api.clone();
-                let id = user.as_str().to_owned();
-                async move { api.set_user_status(&token, &id, wanted).await }
-            })
-            .await
-            .map_err(Failure::from_token)?;
-        let after = if updated.status == UserStatus::Unknown {
-            wanted
-        } else {
-            updated.status
-        };
-        let mut detail = None;
-        let mut sessions_ended = false;
-        if *action == Action::Deactivate {
-            let ended = self
-                .tokens
-                .with_token(tenant, |token| {
-                    let api = self.box_api.clone();
-                    let id = user.as_str().to_owned();
-                    async move { api.terminate_sessions(&token, &[id.as_str()]).await }
-                })
-                .await;
-            match ended {
-                Ok(()) => sessions_ended = true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the user is inactive but ending their sessions failed");
-                    detail = Some(format!(
-                        "the user is inactive at Box, but ending their open sessions failed ({e}); they can no \
-                         longer sign in, and open sessions end when they expire"
-                    ));
-                }
-            }
-        }
-        let mut delta = SummaryDelta::default();
-        if stored.holds_seat() && stored.status != after {
-            match after {
-                UserStatus::Inactive => {
-                    delta.deactivated += 1;
-                    if stored.status == UserStatus::Active {
-                        delta.histogram_remove.push(stored.activity);
-                    }
-                }
-                UserStatus::Active => {
-                    if stored.status == UserStatus::Inactive {
-                        delta.deactivated -= 1;
-                    }
-                    delta.histogram_add.push(stored.activity);
-                }
-                _ => {}
-            }
-        }
-        let new_state = UserLicense {
-            status: after,
-            last_seen_at: Utc::now(),
-            ..stored.clone()
-        };
-        self.store_user(tenant, &new_state).await?;
-        let mut result = self
-            .record(
-                ctx,
-                user,
-                Some(stored),
-                action,
-                AuditOutcome::Done,
-                Some(after),
-                detail,
-                200,
-            )
-            .await;
-        result.sessions_ended = sessions_ended;
-        Ok((result, delta))
-    }
-
-    async fn delete(
-        &self,
-        ctx: &Context<'_>,
-        user: &BoxUserId,
-        stored: &UserLicense,
-        transfer_to: Option<&BoxUserId>,
-        transfer_target: Option<&UserLicense>,
-    ) -> Result<(UserResult, SummaryDelta), Failure> {
-        let tenant = &ctx.call.tenant;
-        let mut delta = SummaryDelta::default();
-        let mut folder = None;
-        if let Some(to) = transfer_to {
-            let moved = self
-                .tokens
-                .with_token(tenant, |token| {
-                    let api = self.box_api.clone();
-                    let (from, to) = (user.as_str().to_owned(), to.as_str().to_owned());
-                    async move { api.transfer_content(&token, &from, &to, false).await }
-                })
-                .await
-                .map_err(|e| Failure::from_transfer(e, to))?;
-            folder = Some(moved.id);
-            if let Some(target) = transfer_target
-                && !target.owns_content
-            {
-                let receiver = UserLicense {
-                    owns_content: true,
-                    ..target.clone()
-                };
-                self.store_user(tenant, &receiver).await?;
-                delta.content_owners += 1;
-            }
-        }
-        self.tokens
-            .with_token(tenant, |token| {
-                let api = self.box_api.clone();
-                let id = user.as_str().to_owned();
-                async move { api.delete_user(&token, &id, false, false).await }
-            })
-            .await
-            .map_err(|e| Failure::from_delete(e, folder.is_some()))?;
-        let now = Utc::now();
-        let gone = UserLicense {
-            removed_at: Some(now),
-            owns_content: false,
-            last_seen_at: now,
-            ..stored.clone()
-        };
-        self.store_user(tenant, &gone).await?;
-        if stored.holds_seat() {
-            delta.seat_holders -= 1;
-            match stored.status {
-                UserStatus::Inactive => delta.deactivated -= 1,
-                UserStatus::Active => delta.histogram_remove.push(stored.activity),
-                _ => {}
-            }
-            if stored.owns_content {
-                delta.content_owners -= 1;
-            }
-        }
-        let detail = match &folder {
-            Some(id) => format!("{TRANSFER_NOTE} (Box folder {id}). {DELETE_BILLING_NOTE}"),
-            None => DELETE_BILLING_NOTE.to_owned(),
-        };
-        let mut result = self
-            .record(
-                ctx,
-                user,
-                Some(stored),
-                &Action::Delete {
-                    transfer_to: transfer_to.cloned(),
-                },
-                AuditOutcome::Done,
-                None,
-                Some(detail),
-                200,
-            )
-            .await;
-        result.transfer_folder = folder;
-        Ok((result, delta))
-    }
-
-    async fn store_user(&self, tenant: &TenantId, user: &UserLicense) -> Result<(), Failure> {
-        LicenseStore::put_users(&self.table, tenant, std::slice::from_ref(user))
-            .await
-            .map(|_| ())
-            .map_err(|e| Failure::Storage(e.to_string()))
-    }
-
-    async fn apply_summary(&self, tenant: &TenantId, delta: &SummaryDelta) -> Result<(), crate::storage::StoreError> {
-        if delta.is_empty() {
-            return Ok(());
-        }
-        let Some(mut summary) = LicenseStore::get_summary(&self.table, tenant).await? else {
-            return Ok(());
-        };
-        delta.apply(&mut summary);
-        LicenseStore::put_summary(&self.table, tenant, &summary).await
-    }
-}
-
-/// A change that did not happen (or happened only in part) after the rails let it through.
-#[derive(Debug)]
-enum Failure {
-    /// Box refused before changing anything in a way the rails could not see (e.g. content found).
-    Refused(Refusal),
-    /// Box failed or refused: (HTTP status for a single request, what happened).
-    Box { status: u16, detail: String },
-    /// Box changed the user but seatsync could not store it.
-    Storage(String),
-}
-
-impl Failure {
-    fn from_token(e: TokenError) -> Self {
-        match e {
-            TokenError::ReauthRequired { reason } => Failure::Refused(Refusal::NotConnected(format!(
-                "the Box connection must be authorized again ({reason}); a Box admin must reconnect \
-                 (POST /connections/box/start). Nothing was changed"
-            ))),
-            TokenError::NotConnected => Failure::Refused(Refusal::NotConnected(
-                "this tenant has no Box connection; a Box admin must connect (POST /connections/box/start). \
-                 Nothing was changed"
-                    .into(),
-            )),
-            TokenError::Box(e) => Self::from_box(e),
-            other => Failure::Box {
-                status: 502,
-                detail: format!("seatsync could not get a Box token ({other}); nothing was changed, try again"),
-            },
-        }
-    }
-
-    fn from_box(e: BoxError) -> Self {
-        match &e {
-            BoxError::Forbidden(_) => Failure::Box {
-                status: 409,
-                detail: format!(
-                    "Box refused the change ({e}); the connected account may lack the permission. Nothing was changed"
-                ),
-            },
-            BoxError::NotFound(_) => Failure::Box {
-                status: 409,
-                detail: format!("Box no longer has this user ({e}); the next sync updates the license state"),
-            },
-            _ if e.is_transient() => Failure::Box {
-                status: 502,
-                detail: format!("Box did not answer in time ({e}); try again with the same Idempotency-Key later"),
-            },
-            _ => Failure::Box {
-                status: 502,
-                detail: format!("Box refused the change ({e})"),
-            },
-        }
-    }
-
-    fn from_transfer(e: TokenError, to: &BoxUserId) -> Self {
-        if let TokenError::Box(BoxError::Forbidden(d)) = &e
-            && (d.code.as_deref() == Some("insufficient_scope")
-                || d.message.as_deref().is_some_and(|m| m.contains("root_readwrite")))
-        {
-            return Failure::Box {
-                status: 409,
-                detail: format!(
-                    "Box refused to move the content to {to}: the connection lacks the `root_readwrite` scope. \
-                     Reconnect Box with content transfer enabled (POST /connections/box/start with \
-                     `{{\"content_transfer\": true}}`, settings `content_transfer`). Nothing was changed"
-                ),
-            };
-        }
-        Self::from_token(e)
-    }
-
-    fn from_delete(e: TokenError, transferred: bool) -> Self {
-        if let TokenError::Box(BoxError::OwnsContent(_)) = &e {
-            return if transferred {
-                Failure::Box {
-                    status: 409,
-                    detail: "the content transfer was accepted, but Box still counts content as owned by the \
-                             user, so it was not deleted yet (large transfers finish later at Box). Repeat the \
-                             delete later with a new Idempotency-Key"
-                        .into(),
-                }
-            } else {
-                Failure::Refused(Refusal::OwnsContent)
-            };
-        }
-        let mut failure = Self::from_token(e);
-        if transferred && let Failure::Box { detail, .. } = &mut failure {
-            detail.push_str(". The content was already moved; repeat the delete with `?transfer_to=` or without it");
-        }
-        failure
-    }
-
-    async fn record(
-        self,
-        service: &ActionsService,
-        ctx: &Context<'_>,
-        user: &BoxUserId,
-        stored: &UserLicense,
-        action: &Action,
-    ) -> Result<UserResult, ApiError> {
-        match self {
-            Failure::Refused(refusal) => {
-                if refusal == Refusal::OwnsContent && !stored.owns_content {
-                    // Box knows better than the last sync: remember it so the next attempt is refused early.
-                    let corrected = UserLicense {
-                        owns_content: true,
-                        ..stored.clone()
-                    };
-                    let _ = service.store_user(&ctx.call.tenant, &corrected).await;
-                }
-                Ok(service.refuse(ctx, user, Some(stored), action, refusal).await)
-            }
-            Failure::Box { status, detail } => Ok(service
-                .record(
-                    ctx,
-                    user,
-                    Some(stored),
-                    action,
-                    AuditOutcome::Failed,
-                    None,
-                    Some(detail),
-                    status,
-                )
-                .await),
-            Failure::Storage(e) => {
-                let detail =
-                    format!("Box made the change, but seatsync could not store it ({e}); the next sync repairs it");
-                service
-                    .record(
-                        ctx,
-                        user,
-                        Some(stored),
-                        action,
-                        AuditOutcome::Failed,
-                        None,
-                        Some(detail),
-                        500,
-                    )
-                    .await;
-                Err(ApiError::Unexpected(anyhow::anyhow!(
-                    "storing the license state failed: {e}"
-                )))
-            }
-        }
-    }
-}
-
-impl From<Failure> for ApiError {
-    fn from(f: Failure) -> Self {
-        ApiError::Unexpected(anyhow::anyhow!("{f:?}"))
-    }
 }
 
 /// Which users a bulk request is about.
@@ -1178,6 +957,8 @@ fn single_answer(result: &UserResult, action: &Action, dry_run: bool) -> Answer 
                 422 => "Unprocessable Content",
                 429 => "Too Many Requests",
                 500 => "Internal Server Error",
+                503 => "Service Unavailable",
+                504 => "Gateway Timeout",
                 _ => "Bad Gateway",
             };
             let mut problem = Problem::new(status, title, result.detail.clone().unwrap_or_default());
@@ -1190,7 +971,11 @@ fn single_answer(result: &UserResult, action: &Action, dry_run: bool) -> Answer 
             if status == 422 {
                 problem = problem.with_field("transfer_to");
             }
-            Answer::problem(&problem)
+            let mut answer = Answer::problem(&problem);
+            if status == 503 {
+                answer.retry_after = Some(1);
+            }
+            answer
         }
     }
 }

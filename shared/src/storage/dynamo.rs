@@ -508,14 +508,30 @@ impl Table {
     /// backoff. Not atomic: on error, earlier chunks stay written. Keys must be unique.
     #[tracing::instrument(skip(self, items), fields(table = %self.name, count = items.len()))]
     pub async fn batch_put<T: Serialize>(&self, items: &[(Key, T)]) -> Result<BatchStats, StoreError> {
+        self.batch_put_stamped(items, None).await
+    }
+
+    /// [`Table::batch_put`] that also sets every item's optimistic-lock version to `version`
+    /// (a batch write cannot be conditional; a new version makes a versioned writer that read
+    /// before it see a conflict instead of overwriting it).
+    #[tracing::instrument(skip(self, items), fields(table = %self.name, count = items.len()))]
+    pub async fn batch_put_stamped<T: Serialize>(
+        &self,
+        items: &[(Key, T)],
+        version: Option<u64>,
+    ) -> Result<BatchStats, StoreError> {
         ensure_unique(items.iter().map(|(key, _)| key))?;
         let mut stats = BatchStats::default();
         for chunk in items.chunks(BATCH_WRITE_MAX) {
             let requests = chunk
                 .iter()
                 .map(|(key, item)| {
+                    let mut item = encode(key, item)?;
+                    if let Some(version) = version {
+                        item.insert(VERSION_ATTRIBUTE.to_owned(), number(version));
+                    }
                     let put = PutRequest::builder()
-                        .set_item(Some(encode(key, item)?))
+                        .set_item(Some(item))
                         .build()
                         .context("building a put request")?;
                     Ok(WriteRequest::builder().put_request(put).build())

@@ -16,14 +16,14 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use tokio::time::Instant;
 
-use super::store::LicenseStore;
+use super::store::{LicenseStore, VERSIONED_ATTEMPTS, update_summary, update_user};
 use super::{LicenseSummary, RunProgress, SliceProgress, SyncCheckpoint, SyncKind, SyncOutcome, SyncRun};
 use crate::boxapi::{BoxClient, BoxError, RequestBudget, User, UserStatus, UserType};
 use crate::connection::ActivitySource;
 use crate::ids::TenantId;
 use crate::license::{Activity, ActivityHistogram, ActivityOrigin, UserKind, UserLicense};
 use crate::settings::TenantSettings;
-use crate::storage::StoreError;
+use crate::storage::{StoreError, VersionedOutcome};
 use crate::tokens::{TokenError, TokenSource};
 
 /// Sign-ins from a tenant's SSO provider for the Box app.
@@ -343,6 +343,7 @@ impl Syncer {
         //    leaves the stored map, so what remains after a complete listing is who is gone, and
         //    the summary is counted on the way (one copy of the users in memory, not two). Users
         //    listed by earlier invocations of the run are counted from their stored state.
+        let summary_version = self.store.get_summary_versioned(tenant).await?.map(|s| s.version);
         let mut stored = self.store.load_users(tenant).await?;
         let provider = sso.as_ref().map_or_else(|| "box".to_owned(), |s| s.provider.clone());
         let mut summary = summarize(
@@ -441,8 +442,8 @@ impl Syncer {
         if !pending.is_empty() {
             tally.items_written += self.store.put_users(tenant, &pending).await? as u64;
         }
-        // 4. The summary, replaced whole.
-        self.store.put_summary(tenant, &summary).await?;
+        // 4. The summary, replaced whole, unless an action adjusted it meanwhile.
+        self.replace_summary(tenant, summary, summary_version).await?;
         tally.items_written += 1;
         if plan.source == ActivitySource::BoxEvents {
             Self::advance_events(checkpoint, &progress, &logins);
@@ -453,6 +454,37 @@ impl Syncer {
         checkpoint.last_full_sync_at = Some(now);
         checkpoint.in_progress = None;
         Ok(SyncOutcome::Succeeded)
+    }
+
+    /// Writes a full sync's summary if the stored one is still the version it started from. If an
+    /// action adjusted it during the sync, the listing may predate that change: count the stored
+    /// users (which every writer updates by version) instead.
+    async fn replace_summary(
+        &self,
+        tenant: &TenantId,
+        mut summary: LicenseSummary,
+        mut expected: Option<u64>,
+    ) -> Result<(), SyncError> {
+        for _ in 0..VERSIONED_ATTEMPTS {
+            if let VersionedOutcome::Written { .. } =
+                self.store.put_summary_versioned(tenant, &summary, expected).await?
+            {
+                return Ok(());
+            }
+            expected = self.store.get_summary_versioned(tenant).await?.map(|s| s.version);
+            let users = self.store.load_users(tenant).await?;
+            summary = summarize(
+                users.values(),
+                summary.activity_source,
+                summary.activity_provider.clone(),
+                summary.history_since,
+                summary.computed_at,
+            );
+        }
+        Err(StoreError::Unexpected(anyhow::anyhow!(
+            "the summary kept changing while a full sync replaced it"
+        ))
+        .into())
     }
 
     /// Reads only new login events and updates the users they name and the summary's counts.
@@ -477,7 +509,7 @@ impl Syncer {
             // The unfinished full sync reads these events too; its progress must not be replaced.
             return Ok(SyncOutcome::Skipped);
         }
-        let (Some(_), Some(mut summary)) = (checkpoint.events_until, self.store.get_summary(tenant).await?) else {
+        let (Some(_), Some(_)) = (checkpoint.events_until, self.store.get_summary(tenant).await?) else {
             return Err(SyncError::Precondition(
                 "no complete full sync yet: the incremental pass needs its checkpoint".into(),
             ));
@@ -493,8 +525,13 @@ impl Syncer {
                 .pause(tenant, client, checkpoint, progress, Some(&logins), tally)
                 .await;
         }
-        let mut changed = Vec::new();
-        for (id, at) in &logins {
+        // First only read (a pause here leaves nothing half-written), in id order: who is new
+        // (fetched from Box) and whose activity moves.
+        let mut ordered: Vec<(&String, &DateTime<Utc>)> = logins.iter().collect();
+        ordered.sort_unstable();
+        let mut newcomers: Vec<UserLicense> = Vec::new();
+        let mut later_seen: Vec<(String, Activity)> = Vec::new();
+        for (id, at) in ordered {
             if self.near_deadline(plan.deadline) {
                 // Nothing is written yet: the next invocation does this part again.
                 let logins = fresh_logins.then_some(&logins);
@@ -504,8 +541,9 @@ impl Syncer {
                 at: *at,
                 origin: ActivityOrigin::BoxLogin,
             };
-            let current = match self.store.get_user(tenant, id).await? {
-                Some(user) => user,
+            match self.store.get_user(tenant, id).await? {
+                Some(current) if current.activity.latest(seen) == current.activity => {}
+                Some(_) => later_seen.push((id.clone(), seen)),
                 None => {
                     // Someone new since the last full sync: fetch and count them now.
                     let token = self.tokens.token(tenant, None).await?;
@@ -520,30 +558,54 @@ impl Syncer {
                     } else {
                         UserKind::Managed
                     };
-                    let fresh = UserLicense::from_box(&user, kind, seen, None, now);
-                    count_user(&mut summary, &fresh, 1);
-                    changed.push(fresh);
-                    continue;
+                    newcomers.push(UserLicense::from_box(&user, kind, seen, None, now));
                 }
-            };
-            let next_activity = current.activity.latest(seen);
-            if next_activity == current.activity {
-                continue;
             }
-            let next = UserLicense {
-                activity: next_activity,
-                last_seen_at: now,
-                ..current.clone()
-            };
-            if counts_in_histogram(&current) {
-                summary.histogram.remove(&current.activity);
-                summary.histogram.add(&next.activity);
-            }
-            changed.push(next);
         }
-        tally.items_written += self.store.put_users(tenant, &changed).await? as u64;
-        summary.computed_at = now;
-        self.store.put_summary(tenant, &summary).await?;
+        // Then write: each user only if nobody changed it since it was read (an action may
+        // deactivate someone meanwhile; re-read and re-apply then), and the summary adjusted by
+        // what was written, never replaced with a stale copy.
+        let mut counted: Vec<UserLicense> = Vec::new();
+        for fresh in newcomers {
+            match self.store.put_user_versioned(tenant, &fresh, None).await? {
+                VersionedOutcome::Written { .. } => {
+                    tally.items_written += 1;
+                    counted.push(fresh);
+                }
+                // Stored meanwhile (and counted by whoever stored it): update it instead.
+                VersionedOutcome::Conflict => later_seen.push((fresh.box_user_id.clone(), fresh.activity)),
+            }
+        }
+        let mut moved: Vec<(Activity, Activity)> = Vec::new();
+        for (id, seen) in later_seen {
+            let later = |current: &UserLicense| {
+                let activity = current.activity.latest(seen);
+                (activity != current.activity).then(|| UserLicense {
+                    activity,
+                    last_seen_at: now,
+                    ..current.clone()
+                })
+            };
+            if let Some((before, after)) = update_user(&*self.store, tenant, &id, later).await?
+                && before != after
+            {
+                tally.items_written += 1;
+                if counts_in_histogram(&before) {
+                    moved.push((before.activity, after.activity));
+                }
+            }
+        }
+        update_summary(&*self.store, tenant, |summary| {
+            for user in &counted {
+                count_user(summary, user, 1);
+            }
+            for (from, to) in &moved {
+                summary.histogram.remove(from);
+                summary.histogram.add(to);
+            }
+            summary.computed_at = now;
+        })
+        .await?;
         tally.items_written += 1;
         Self::advance_events(checkpoint, &progress, &logins);
         checkpoint.in_progress = None;

@@ -14,7 +14,7 @@ use crate::storage::schema::{
     SK_SUMMARY, SK_SYNC_CHECKPOINT, SK_SYNC_LISTED_PREFIX, SK_SYNC_PREFIX, SK_SYNC_SCRATCH_PREFIX, SK_USER_PREFIX,
     TTL_ATTRIBUTE, tenant_pk, user_sk,
 };
-use crate::storage::{Key, StoreError, Table};
+use crate::storage::{Key, StoreError, Table, VersionedItem, VersionedOutcome};
 
 use super::{LicenseSummary, SyncCheckpoint, SyncRun};
 
@@ -34,6 +34,32 @@ pub trait LicenseStore: Send + Sync {
     async fn put_users(&self, tenant: &TenantId, users: &[UserLicense]) -> Result<usize, StoreError>;
     async fn get_summary(&self, tenant: &TenantId) -> Result<Option<LicenseSummary>, StoreError>;
     async fn put_summary(&self, tenant: &TenantId, summary: &LicenseSummary) -> Result<(), StoreError>;
+    /// One user with its version, for [`LicenseStore::put_user_versioned`].
+    async fn get_user_versioned(
+        &self,
+        tenant: &TenantId,
+        box_user_id: &str,
+    ) -> Result<Option<VersionedItem<UserLicense>>, StoreError>;
+    /// Writes one user if its stored version is still `expected` (`None`: it must not exist);
+    /// a plain [`LicenseStore::put_users`] changes the version too.
+    async fn put_user_versioned(
+        &self,
+        tenant: &TenantId,
+        user: &UserLicense,
+        expected: Option<u64>,
+    ) -> Result<VersionedOutcome, StoreError>;
+    /// The summary with its version, for [`LicenseStore::put_summary_versioned`].
+    async fn get_summary_versioned(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<VersionedItem<LicenseSummary>>, StoreError>;
+    /// Writes the summary if its stored version is still `expected` (`None`: it must not exist).
+    async fn put_summary_versioned(
+        &self,
+        tenant: &TenantId,
+        summary: &LicenseSummary,
+        expected: Option<u64>,
+    ) -> Result<VersionedOutcome, StoreError>;
     async fn get_checkpoint(&self, tenant: &TenantId) -> Result<Option<SyncCheckpoint>, StoreError>;
     async fn put_checkpoint(&self, tenant: &TenantId, checkpoint: &SyncCheckpoint) -> Result<(), StoreError>;
     /// Records a run in the history (expires after 90 days).
@@ -62,6 +88,71 @@ pub trait LicenseStore: Send + Sync {
         run_id: &str,
         chunks: u32,
     ) -> Result<std::collections::HashSet<String>, StoreError>;
+}
+
+/// Attempts of one versioned read-modify-write before giving up (each conflict means another
+/// writer's change landed, so this many in a row is a storm, not a race).
+pub const VERSIONED_ATTEMPTS: usize = 16;
+
+/// A short random pause after a version conflict, growing with the attempt, so that writers
+/// racing for one item (the summary under a burst of changes) do not collide again in lockstep.
+async fn after_conflict(attempt: usize) {
+    let ceiling = 20 * (attempt as u64 + 1).min(10);
+    let wait = rand::random_range(1..=ceiling);
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+}
+
+/// Changes the stored summary by `change` without losing a concurrent writer's change: read it
+/// with its version, change it, write it if the version still holds, else again with a fresh read.
+/// `Ok(false)`: there is no summary yet (the first full sync counts everything).
+pub async fn update_summary<S: LicenseStore + ?Sized>(
+    store: &S,
+    tenant: &TenantId,
+    change: impl Fn(&mut LicenseSummary),
+) -> Result<bool, StoreError> {
+    for attempt in 0..VERSIONED_ATTEMPTS {
+        if attempt > 0 {
+            after_conflict(attempt).await;
+        }
+        let Some(VersionedItem { mut item, version }) = store.get_summary_versioned(tenant).await? else {
+            return Ok(false);
+        };
+        change(&mut item);
+        if let VersionedOutcome::Written { .. } = store.put_summary_versioned(tenant, &item, Some(version)).await? {
+            return Ok(true);
+        }
+    }
+    Err(StoreError::Unexpected(anyhow::anyhow!(
+        "the summary kept changing under {VERSIONED_ATTEMPTS} attempts to adjust it"
+    )))
+}
+
+/// Changes one stored user by `change` (given the fresh state; `None` leaves it as it is) without
+/// losing a concurrent writer's change. Returns the state written (or found), `None` when the
+/// user is not stored.
+pub async fn update_user<S: LicenseStore + ?Sized>(
+    store: &S,
+    tenant: &TenantId,
+    box_user_id: &str,
+    change: impl Fn(&UserLicense) -> Option<UserLicense>,
+) -> Result<Option<(UserLicense, UserLicense)>, StoreError> {
+    for attempt in 0..VERSIONED_ATTEMPTS {
+        if attempt > 0 {
+            after_conflict(attempt).await;
+        }
+        let Some(VersionedItem { item, version }) = store.get_user_versioned(tenant, box_user_id).await? else {
+            return Ok(None);
+        };
+        let Some(next) = change(&item) else {
+            return Ok(Some((item.clone(), item)));
+        };
+        if let VersionedOutcome::Written { .. } = store.put_user_versioned(tenant, &next, Some(version)).await? {
+            return Ok(Some((item, next)));
+        }
+    }
+    Err(StoreError::Unexpected(anyhow::anyhow!(
+        "user {box_user_id} kept changing under {VERSIONED_ATTEMPTS} attempts to update it"
+    )))
 }
 
 /// How long sync runs stay in the history.
@@ -102,6 +193,13 @@ fn decode_pairs(text: &str, into: &mut HashMap<String, DateTime<Utc>>) -> Result
         *slot = (*slot).max(at);
     }
     Ok(())
+}
+
+/// A version for an unconditional write (batch writes cannot have a condition), so a versioned
+/// writer that read before it sees a conflict: the time in microseconds, far above the small counts of
+/// versioned writes and different from any version read before.
+fn write_stamp() -> u64 {
+    u64::try_from(Utc::now().timestamp_micros()).unwrap_or(u64::MAX / 2)
 }
 
 fn scratch_sk(run_id: &str, n: u32) -> String {
@@ -152,7 +250,7 @@ impl LicenseStore for Table {
             .iter()
             .map(|u| (Key::new(&pk, user_sk(&u.box_user_id)), u))
             .collect();
-        Ok(self.batch_put(&items).await?.items_written)
+        Ok(self.batch_put_stamped(&items, Some(write_stamp())).await?.items_written)
     }
 
     async fn get_summary(&self, tenant: &TenantId) -> Result<Option<LicenseSummary>, StoreError> {
@@ -160,7 +258,45 @@ impl LicenseStore for Table {
     }
 
     async fn put_summary(&self, tenant: &TenantId, summary: &LicenseSummary) -> Result<(), StoreError> {
-        self.put(&tenant_pk(tenant), SK_SUMMARY, summary).await
+        let item = (Key::new(tenant_pk(tenant), SK_SUMMARY), summary);
+        self.batch_put_stamped(std::slice::from_ref(&item), Some(write_stamp()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn get_user_versioned(
+        &self,
+        tenant: &TenantId,
+        box_user_id: &str,
+    ) -> Result<Option<VersionedItem<UserLicense>>, StoreError> {
+        self.get_versioned(&tenant_pk(tenant), &user_sk(box_user_id)).await
+    }
+
+    async fn put_user_versioned(
+        &self,
+        tenant: &TenantId,
+        user: &UserLicense,
+        expected: Option<u64>,
+    ) -> Result<VersionedOutcome, StoreError> {
+        self.put_versioned(&tenant_pk(tenant), &user_sk(&user.box_user_id), user, expected)
+            .await
+    }
+
+    async fn get_summary_versioned(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<VersionedItem<LicenseSummary>>, StoreError> {
+        self.get_versioned(&tenant_pk(tenant), SK_SUMMARY).await
+    }
+
+    async fn put_summary_versioned(
+        &self,
+        tenant: &TenantId,
+        summary: &LicenseSummary,
+        expected: Option<u64>,
+    ) -> Result<VersionedOutcome, StoreError> {
+        self.put_versioned(&tenant_pk(tenant), SK_SUMMARY, summary, expected)
+            .await
     }
 
     async fn get_checkpoint(&self, tenant: &TenantId) -> Result<Option<SyncCheckpoint>, StoreError> {
@@ -290,7 +426,27 @@ struct MemoryState {
     runs: Vec<(TenantId, SyncRun)>,
     scratch: HashMap<(TenantId, String), HashMap<String, DateTime<Utc>>>,
     listed: HashMap<(TenantId, String, u32), Vec<String>>,
+    /// Versions of users (by id) and summaries (by `""`); absent is version 0.
+    versions: HashMap<(TenantId, String), u64>,
     items_written: u64,
+}
+
+impl MemoryState {
+    /// Writes under `key` if its version is `expected` (see [`Table::put_versioned`]).
+    fn versioned(&mut self, key: (TenantId, String), exists: bool, expected: Option<u64>) -> VersionedOutcome {
+        let current = self.versions.get(&key).copied().unwrap_or(0);
+        let fits = match expected {
+            None => !exists,
+            Some(v) => exists && v == current,
+        };
+        if !fits {
+            return VersionedOutcome::Conflict;
+        }
+        let version = current + 1;
+        self.versions.insert(key, version);
+        self.items_written += 1;
+        VersionedOutcome::Written { version }
+    }
 }
 
 impl MemoryStore {
@@ -335,6 +491,10 @@ impl LicenseStore for MemoryStore {
         let mut state = self.lock();
         for u in users {
             state.users.insert((tenant.clone(), u.box_user_id.clone()), u.clone());
+            *state
+                .versions
+                .entry((tenant.clone(), u.box_user_id.clone()))
+                .or_default() += 1;
         }
         state.items_written += users.len() as u64;
         Ok(users.len())
@@ -345,8 +505,64 @@ impl LicenseStore for MemoryStore {
     async fn put_summary(&self, tenant: &TenantId, summary: &LicenseSummary) -> Result<(), StoreError> {
         let mut state = self.lock();
         state.summaries.insert(tenant.clone(), summary.clone());
+        *state.versions.entry((tenant.clone(), String::new())).or_default() += 1;
         state.items_written += 1;
         Ok(())
+    }
+    async fn get_user_versioned(
+        &self,
+        tenant: &TenantId,
+        box_user_id: &str,
+    ) -> Result<Option<VersionedItem<UserLicense>>, StoreError> {
+        let state = self.lock();
+        let key = (tenant.clone(), box_user_id.to_owned());
+        Ok(state.users.get(&key).map(|u| VersionedItem {
+            item: u.clone(),
+            version: state.versions.get(&key).copied().unwrap_or(0),
+        }))
+    }
+    async fn put_user_versioned(
+        &self,
+        tenant: &TenantId,
+        user: &UserLicense,
+        expected: Option<u64>,
+    ) -> Result<VersionedOutcome, StoreError> {
+        let mut state = self.lock();
+        let key = (tenant.clone(), user.box_user_id.clone());
+        let exists = state.users.contains_key(&key);
+        let outcome = state.versioned(key.clone(), exists, expected);
+        if let VersionedOutcome::Written { .. } = outcome {
+            state.users.insert(key, user.clone());
+        }
+        Ok(outcome)
+    }
+    async fn get_summary_versioned(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<VersionedItem<LicenseSummary>>, StoreError> {
+        let state = self.lock();
+        Ok(state.summaries.get(tenant).map(|s| VersionedItem {
+            item: s.clone(),
+            version: state
+                .versions
+                .get(&(tenant.clone(), String::new()))
+                .copied()
+                .unwrap_or(0),
+        }))
+    }
+    async fn put_summary_versioned(
+        &self,
+        tenant: &TenantId,
+        summary: &LicenseSummary,
+        expected: Option<u64>,
+    ) -> Result<VersionedOutcome, StoreError> {
+        let mut state = self.lock();
+        let exists = state.summaries.contains_key(tenant);
+        let outcome = state.versioned((tenant.clone(), String::new()), exists, expected);
+        if let VersionedOutcome::Written { .. } = outcome {
+            state.summaries.insert(tenant.clone(), summary.clone());
+        }
+        Ok(outcome)
     }
     async fn get_checkpoint(&self, tenant: &TenantId) -> Result<Option<SyncCheckpoint>, StoreError> {
         Ok(self.lock().checkpoints.get(tenant).cloned())
@@ -428,6 +644,58 @@ impl LicenseStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user(id: &str, status: crate::boxapi::UserStatus) -> UserLicense {
+        UserLicense {
+            box_user_id: id.into(),
+            login: None,
+            name: None,
+            status,
+            role: None,
+            kind: crate::license::UserKind::Managed,
+            created_at: None,
+            owns_content: false,
+            activity: crate::license::Activity::Never,
+            first_seen_at: Utc::now(),
+            last_seen_at: Utc::now(),
+            removed_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plain_write_between_a_read_and_a_versioned_write_is_a_conflict() {
+        use crate::boxapi::UserStatus;
+        let store = MemoryStore::default();
+        let tenant = TenantId::parse("acme").unwrap();
+        store
+            .put_users(&tenant, &[user("1", UserStatus::Active)])
+            .await
+            .unwrap();
+        let read = store.get_user_versioned(&tenant, "1").await.unwrap().unwrap();
+        // A sync's batch write lands in between (it cannot be conditional).
+        store
+            .put_users(&tenant, &[user("1", UserStatus::Active)])
+            .await
+            .unwrap();
+        let outcome = store
+            .put_user_versioned(&tenant, &user("1", UserStatus::Inactive), Some(read.version))
+            .await
+            .unwrap();
+        assert_eq!(outcome, VersionedOutcome::Conflict);
+        // Racing read-modify-writes each land once.
+        let flips = futures::future::join_all((0..10).map(|_| {
+            update_user(&store, &tenant, "1", |u| {
+                Some(UserLicense {
+                    name: Some(format!("{}x", u.name.clone().unwrap_or_default())),
+                    ..u.clone()
+                })
+            })
+        }))
+        .await;
+        assert!(flips.iter().all(Result::is_ok));
+        let name = store.get_user(&tenant, "1").await.unwrap().unwrap().name.unwrap();
+        assert_eq!(name.len(), 10, "no update lost: {name}");
+    }
 
     #[test]
     fn scratch_pairs_round_trip_and_keep_the_latest() {

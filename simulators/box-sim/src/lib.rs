@@ -195,6 +195,9 @@ pub enum Role {
     Admin,
     Coadmin,
     User,
+    /// Box leaves `role` out of the answer (a role this API version cannot express); a client
+    /// must not read it as a plain user.
+    Withheld,
 }
 
 impl Role {
@@ -203,6 +206,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Coadmin => "coadmin",
             Role::User => "user",
+            Role::Withheld => "withheld",
         }
     }
 }
@@ -397,6 +401,11 @@ impl BoxSim {
     pub fn set_faults(&self, f: Faults) {
         self.handle.shared.faults.lock().unwrap().faults = f;
     }
+    /// Requests to `endpoint` received so far (counted on arrival, before any fault or delay;
+    /// [`Counters`] count answers).
+    pub fn requests_received(&self, endpoint: Endpoint) -> u64 {
+        self.handle.shared.faults.lock().unwrap().received(endpoint)
+    }
     /// The `nth` request (1-based, counted from now) to `endpoint` gets `fault`, once.
     pub fn inject(&self, endpoint: Endpoint, nth: u64, fault: Fault) {
         self.handle.shared.faults.lock().unwrap().inject(endpoint, nth, fault);
@@ -461,6 +470,12 @@ impl BoxSim {
         let st = self.st();
         let i = st.user_index(id)?;
         Some(st.sim_user(&st.users[i]))
+    }
+    /// Changes a user's role, as an admin would in the Admin Console. Panics when the user does not exist.
+    pub fn set_role(&self, id: &str, role: Role) {
+        let mut st = self.st();
+        let i = st.user_index(id).unwrap_or_else(|| panic!("set_role: no user {id}"));
+        st.users[i].role = role;
     }
     /// Appends a LOGIN event for `user_id` at `at` (may be in the past: a late event, which lands
     /// at the end of the stream). Panics when the user does not exist.

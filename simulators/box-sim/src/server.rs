@@ -44,6 +44,10 @@ impl FaultState {
         let target = self.seen.get(&ep).copied().unwrap_or(0) + nth.max(1);
         self.injected.push((ep, target, fault));
     }
+
+    pub fn received(&self, ep: Endpoint) -> u64 {
+        self.seen.get(&ep).copied().unwrap_or(0)
+    }
 }
 
 impl Shared {
@@ -983,6 +987,7 @@ fn user_json(st: &State, u: &UserRec, fields: Option<&[String]>) -> Value {
         return Value::Null;
     };
     let keep = |k: &str| match fields {
+        _ if k == "role" && u.role == crate::Role::Withheld => false,
         Some(f) => MINI.contains(&k) || f.iter().any(|x| x == k),
         None => STANDARD.contains(&k),
     };

@@ -389,8 +389,13 @@ pub(super) fn deleted_delta(before: &UserLicense) -> SummaryDelta {
     delta
 }
 
-/// The rails on Box's own answer, right before the write.
-pub(super) fn box_rails(user: &User) -> Option<Refusal> {
+/// The rails on Box's own answer, right before the write. `enterprise_id`: the connected one.
+pub(super) fn box_rails(user: &User, enterprise_id: Option<&str>) -> Option<Refusal> {
+    if let (Some(theirs), Some(ours)) = (user.enterprise.as_ref(), enterprise_id)
+        && theirs.id != ours
+    {
+        return Some(Refusal::OtherEnterprise);
+    }
     if user.is_platform_access_only {
         return Some(Refusal::NotManaged(UserKind::AppUser));
     }
@@ -552,5 +557,36 @@ impl Failure {
 impl From<Failure> for ApiError {
     fn from(f: Failure) -> Self {
         ApiError::Unexpected(anyhow::anyhow!("{f:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(role: &str, enterprise: Option<&str>) -> User {
+        let mut json = serde_json::json!({"id": "11", "type": "user", "role": role});
+        if let Some(id) = enterprise {
+            json["enterprise"] = serde_json::json!({"id": id, "type": "enterprise", "name": "E"});
+        }
+        serde_json::from_value(json).expect("a Box user")
+    }
+
+    #[test]
+    fn box_rails_refuse_users_of_another_enterprise_administrators_and_unknown_roles() {
+        assert_eq!(box_rails(&user("user", Some("42")), Some("42")), None);
+        assert_eq!(
+            box_rails(&user("user", Some("7")), Some("42")),
+            Some(Refusal::OtherEnterprise)
+        );
+        assert_eq!(box_rails(&user("admin", Some("42")), Some("42")), Some(Refusal::Admin));
+        assert_eq!(
+            box_rails(&user("coadmin", Some("42")), Some("42")),
+            Some(Refusal::Admin)
+        );
+        assert_eq!(
+            box_rails(&user("something-new", Some("42")), Some("42")),
+            Some(Refusal::UnknownRole)
+        );
     }
 }

@@ -210,6 +210,9 @@ pub enum Refusal {
     Admin,
     /// Box's answer has no role seatsync knows: it may be an administrator.
     UnknownRole,
+    /// Box says the user belongs to another enterprise than the connected one (state left from an
+    /// earlier connection).
+    OtherEnterprise,
     /// Too little of the invocation is left to finish a change; nothing was started.
     OutOfTime,
     /// Reading the user from Box right before the write failed: (HTTP status, what happened).
@@ -262,6 +265,10 @@ impl Refusal {
             Refusal::UnknownRole => format!(
                 "Box did not say which role user {user} has (or named one seatsync does not know); they may be \
                  an administrator, and seatsync never changes administrators. Nothing was changed"
+            ),
+            Refusal::OtherEnterprise => format!(
+                "Box user {user} belongs to another Box enterprise than the one this tenant is connected to; \
+                 seatsync acts only on users of the connected enterprise. Nothing was changed"
             ),
             Refusal::OutOfTime => format!(
                 "this request had too little time left to {verb} Box user {user} safely; nothing was started. \
@@ -659,7 +666,8 @@ impl ActionsService {
             Some(box_user) => self.refresh(ctx, &stored, box_user).await?,
             None => (stored, SummaryDelta::default()),
         };
-        if let Some(refusal) = fresh.as_ref().and_then(box_rails) {
+        let enterprise = ctx.connection.as_ref().map(|c| c.enterprise_id.as_str());
+        if let Some(refusal) = fresh.as_ref().and_then(|u| box_rails(u, enterprise)) {
             return Ok((self.refuse(ctx, user, Some(&stored), action, refusal).await, delta));
         }
         // Box already shows the outcome (a cut earlier attempt, or a change made in Box): complete

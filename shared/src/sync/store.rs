@@ -420,32 +420,29 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct MemoryState {
-    users: HashMap<(TenantId, String), UserLicense>,
-    summaries: HashMap<TenantId, LicenseSummary>,
+    /// Users with their optimistic-lock version (kept together: one key per user, as in DynamoDB).
+    users: HashMap<(TenantId, String), (UserLicense, u64)>,
+    summaries: HashMap<TenantId, (LicenseSummary, u64)>,
     checkpoints: HashMap<TenantId, SyncCheckpoint>,
     runs: Vec<(TenantId, SyncRun)>,
     scratch: HashMap<(TenantId, String), HashMap<String, DateTime<Utc>>>,
     listed: HashMap<(TenantId, String, u32), Vec<String>>,
-    /// Versions of users (by id) and summaries (by `""`); absent is version 0.
-    versions: HashMap<(TenantId, String), u64>,
     items_written: u64,
 }
 
 impl MemoryState {
-    /// Writes under `key` if its version is `expected` (see [`Table::put_versioned`]).
-    fn versioned(&mut self, key: (TenantId, String), exists: bool, expected: Option<u64>) -> VersionedOutcome {
-        let current = self.versions.get(&key).copied().unwrap_or(0);
-        let fits = match expected {
-            None => !exists,
-            Some(v) => exists && v == current,
+    /// The version a write over `current` (version, or `None` when absent) gets if it expects
+    /// `expected` (see [`Table::put_versioned`]); `None`: a conflict.
+    fn next_version(&mut self, current: Option<u64>, expected: Option<u64>) -> Option<u64> {
+        let fits = match (current, expected) {
+            (None, None) => true,
+            (Some(current), Some(expected)) => current == expected,
+            _ => false,
         };
-        if !fits {
-            return VersionedOutcome::Conflict;
-        }
-        let version = current + 1;
-        self.versions.insert(key, version);
-        self.items_written += 1;
-        VersionedOutcome::Written { version }
+        fits.then(|| {
+            self.items_written += 1;
+            current.unwrap_or(0) + 1
+        })
     }
 }
 
@@ -477,7 +474,7 @@ impl LicenseStore for MemoryStore {
             .users
             .iter()
             .filter(|((t, _), _)| t == tenant)
-            .map(|((_, id), u)| (id.clone(), u.clone()))
+            .map(|((_, id), (u, _))| (id.clone(), u.clone()))
             .collect())
     }
     async fn get_user(&self, tenant: &TenantId, box_user_id: &str) -> Result<Option<UserLicense>, StoreError> {
@@ -485,27 +482,33 @@ impl LicenseStore for MemoryStore {
             .lock()
             .users
             .get(&(tenant.clone(), box_user_id.to_owned()))
-            .cloned())
+            .map(|(u, _)| u.clone()))
     }
     async fn put_users(&self, tenant: &TenantId, users: &[UserLicense]) -> Result<usize, StoreError> {
         let mut state = self.lock();
         for u in users {
-            state.users.insert((tenant.clone(), u.box_user_id.clone()), u.clone());
-            *state
-                .versions
+            // A plain write stamps a fresh version, as `Table::batch_put_stamped` does.
+            let entry = state
+                .users
                 .entry((tenant.clone(), u.box_user_id.clone()))
-                .or_default() += 1;
+                .or_insert_with(|| (u.clone(), 0));
+            entry.0 = u.clone();
+            entry.1 += 1;
         }
         state.items_written += users.len() as u64;
         Ok(users.len())
     }
     async fn get_summary(&self, tenant: &TenantId) -> Result<Option<LicenseSummary>, StoreError> {
-        Ok(self.lock().summaries.get(tenant).cloned())
+        Ok(self.lock().summaries.get(tenant).map(|(s, _)| s.clone()))
     }
     async fn put_summary(&self, tenant: &TenantId, summary: &LicenseSummary) -> Result<(), StoreError> {
         let mut state = self.lock();
-        state.summaries.insert(tenant.clone(), summary.clone());
-        *state.versions.entry((tenant.clone(), String::new())).or_default() += 1;
+        let entry = state
+            .summaries
+            .entry(tenant.clone())
+            .or_insert_with(|| (summary.clone(), 0));
+        entry.0 = summary.clone();
+        entry.1 += 1;
         state.items_written += 1;
         Ok(())
     }
@@ -516,9 +519,9 @@ impl LicenseStore for MemoryStore {
     ) -> Result<Option<VersionedItem<UserLicense>>, StoreError> {
         let state = self.lock();
         let key = (tenant.clone(), box_user_id.to_owned());
-        Ok(state.users.get(&key).map(|u| VersionedItem {
+        Ok(state.users.get(&key).map(|(u, version)| VersionedItem {
             item: u.clone(),
-            version: state.versions.get(&key).copied().unwrap_or(0),
+            version: *version,
         }))
     }
     async fn put_user_versioned(
@@ -529,25 +532,23 @@ impl LicenseStore for MemoryStore {
     ) -> Result<VersionedOutcome, StoreError> {
         let mut state = self.lock();
         let key = (tenant.clone(), user.box_user_id.clone());
-        let exists = state.users.contains_key(&key);
-        let outcome = state.versioned(key.clone(), exists, expected);
-        if let VersionedOutcome::Written { .. } = outcome {
-            state.users.insert(key, user.clone());
-        }
-        Ok(outcome)
+        let current = state.users.get(&key).map(|(_, v)| *v);
+        Ok(match state.next_version(current, expected) {
+            Some(version) => {
+                state.users.insert(key, (user.clone(), version));
+                VersionedOutcome::Written { version }
+            }
+            None => VersionedOutcome::Conflict,
+        })
     }
     async fn get_summary_versioned(
         &self,
         tenant: &TenantId,
     ) -> Result<Option<VersionedItem<LicenseSummary>>, StoreError> {
         let state = self.lock();
-        Ok(state.summaries.get(tenant).map(|s| VersionedItem {
+        Ok(state.summaries.get(tenant).map(|(s, version)| VersionedItem {
             item: s.clone(),
-            version: state
-                .versions
-                .get(&(tenant.clone(), String::new()))
-                .copied()
-                .unwrap_or(0),
+            version: *version,
         }))
     }
     async fn put_summary_versioned(
@@ -557,12 +558,14 @@ impl LicenseStore for MemoryStore {
         expected: Option<u64>,
     ) -> Result<VersionedOutcome, StoreError> {
         let mut state = self.lock();
-        let exists = state.summaries.contains_key(tenant);
-        let outcome = state.versioned((tenant.clone(), String::new()), exists, expected);
-        if let VersionedOutcome::Written { .. } = outcome {
-            state.summaries.insert(tenant.clone(), summary.clone());
-        }
-        Ok(outcome)
+        let current = state.summaries.get(tenant).map(|(_, v)| *v);
+        Ok(match state.next_version(current, expected) {
+            Some(version) => {
+                state.summaries.insert(tenant.clone(), (summary.clone(), version));
+                VersionedOutcome::Written { version }
+            }
+            None => VersionedOutcome::Conflict,
+        })
     }
     async fn get_checkpoint(&self, tenant: &TenantId) -> Result<Option<SyncCheckpoint>, StoreError> {
         Ok(self.lock().checkpoints.get(tenant).cloned())

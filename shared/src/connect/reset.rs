@@ -15,9 +15,8 @@ use crate::storage::schema::{
     tenant_pk,
 };
 use crate::storage::{LeaseOutcome, StoreError, Table};
+use crate::sync::SYNC_LEASE_NAME;
 
-/// The sync's lease name (`usage-sync` holds it while it runs).
-const SYNC_LEASE: &str = "sync";
 /// Sort-key prefixes of everything derived from the enterprise.
 const ENTERPRISE_STATE: [&str; 6] = [
     SK_USER_PREFIX,
@@ -43,7 +42,7 @@ pub async fn clear_enterprise_state(table: &Table, tenant: &TenantId) -> Result<
     let pk = tenant_pk(tenant);
     let holder = format!("connect:{}", uuid::Uuid::new_v4());
     if let LeaseOutcome::HeldBy { .. } = table
-        .try_acquire_lease(&pk, SYNC_LEASE, &holder, Duration::from_secs(60))
+        .try_acquire_lease(&pk, SYNC_LEASE_NAME, &holder, Duration::from_secs(60))
         .await?
     {
         return Err(ResetError::SyncRunning);
@@ -59,7 +58,7 @@ pub async fn clear_enterprise_state(table: &Table, tenant: &TenantId) -> Result<
             }
         }
     }
-    if let Err(e) = table.release_lease(&pk, SYNC_LEASE, &holder).await {
+    if let Err(e) = table.release_lease(&pk, SYNC_LEASE_NAME, &holder).await {
         tracing::warn!(error = %e, "could not release the sync lease after a reset; it expires by itself");
     }
     result?;

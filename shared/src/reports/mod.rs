@@ -407,7 +407,10 @@ impl ReportsService {
         let now = Utc::now();
         // The sync's own lease, read without taking it: taking it, even briefly, could turn a
         // scheduled sync away.
-        let lease: Option<LeaseItem> = self.table.get(&tenant_pk(tenant), &lease_sk("sync")).await?;
+        let lease: Option<LeaseItem> = self
+            .table
+            .get(&tenant_pk(tenant), &lease_sk(crate::sync::SYNC_LEASE_NAME))
+            .await?;
         if lease.is_some_and(|l| l.lease_until_ms > now.timestamp_millis()) {
             return Err(ReportsError::Conflict(
                 "a sync is already running for this tenant; its results appear in GET /licenses when it ends".into(),

@@ -24,6 +24,10 @@ pub use engine::{SyncError, SyncOptions, SyncPlan, Syncer};
 pub use service::{SqsQueue, SyncMessage, SyncQueue, SyncService, TenantOutcome};
 pub use store::{LicenseStore, MemoryStore};
 
+/// The name of a tenant's sync lease (`LEASE#sync`): held by a running sync, and by a connect that
+/// clears another enterprise's state.
+pub const SYNC_LEASE_NAME: &str = "sync";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncKind {

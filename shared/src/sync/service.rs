@@ -171,8 +171,10 @@ impl SyncService {
         let lease = deadline.map_or(SYNC_LEASE, |d| {
             (d.saturating_duration_since(Instant::now()) + SYNC_LEASE_GRACE).min(SYNC_LEASE)
         });
-        if let LeaseOutcome::HeldBy { expires_at, .. } =
-            self.table.try_acquire_lease(&pk, "sync", &holder, lease).await?
+        if let LeaseOutcome::HeldBy { expires_at, .. } = self
+            .table
+            .try_acquire_lease(&pk, super::SYNC_LEASE_NAME, &holder, lease)
+            .await?
         {
             if message.kind == SyncKind::Incremental {
                 // Nothing is lost: the next pass, 15 minutes on, reads on from the same stream
@@ -192,7 +194,7 @@ impl SyncService {
             });
         }
         let result = self.sync_connected(message, &connection, deadline).await;
-        if let Err(e) = self.table.release_lease(&pk, "sync", &holder).await {
+        if let Err(e) = self.table.release_lease(&pk, super::SYNC_LEASE_NAME, &holder).await {
             tracing::warn!(error = %e, "could not release the sync lease; it expires by itself");
         }
         let run = result?;

@@ -8,6 +8,10 @@
 //! so a forged cursor is a clean [`StoreError::InvalidCursor`] and can never leave its partition.
 //! Spans name the table and keys but never record item contents.
 
+mod lease;
+
+pub use lease::LeaseOutcome;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
@@ -24,12 +28,12 @@ use aws_sdk_dynamodb::types::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::schema::{
-    GSI1, GSI1_KEY_SCHEMA, GSI1_PK, GSI1_SK, PK, SK, TABLE_KEY_SCHEMA, TTL_ATTRIBUTE, VERSION_ATTRIBUTE, lease_sk,
+    GSI1, GSI1_KEY_SCHEMA, GSI1_PK, GSI1_SK, PK, SK, TABLE_KEY_SCHEMA, TTL_ATTRIBUTE, VERSION_ATTRIBUTE,
 };
 
 /// A raw DynamoDB item.
@@ -41,11 +45,6 @@ pub const BATCH_WRITE_MAX: usize = 25;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 /// Longest cursor accepted back from a client; real ones are a few hundred bytes.
 const MAX_CURSOR_LEN: usize = 2048;
-
-/// Attributes of a lease item (besides the keys and [`TTL_ATTRIBUTE`]).
-const LEASE_HOLDER: &str = "holder";
-/// Lease expiry in epoch milliseconds: [`TTL_ATTRIBUTE`] has only second precision.
-const LEASE_UNTIL_MS: &str = "lease_until_ms";
 
 /// What can go wrong talking to the table. Lost races are not errors; see the outcome types.
 #[derive(Debug, thiserror::Error)]
@@ -133,15 +132,6 @@ pub struct BatchStats {
     pub requests: usize,
     /// Calls that only resent `UnprocessedItems`.
     pub unprocessed_retries: usize,
-}
-
-/// The result of [`Table::try_acquire_lease`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseOutcome {
-    /// The caller holds the lease for the requested time (newly, or extended).
-    Acquired,
-    /// Someone else holds it until `expires_at`.
-    HeldBy { holder: String, expires_at: DateTime<Utc> },
 }
 
 /// Bounded exponential backoff for resending `UnprocessedItems`.
@@ -675,75 +665,6 @@ impl Table {
             })
     }
 
-    /// Takes the lease `name` in partition `pk` for `ttl` if it is free, expired, or already held by
-    /// `holder` (then it is extended). A holder that crashes keeps others out only until expiry.
-    #[tracing::instrument(skip(self), fields(table = %self.name))]
-    pub async fn try_acquire_lease(
-        &self,
-        pk: &str,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<LeaseOutcome, StoreError> {
-        let sk = lease_sk(name);
-        // A lease released between our failed write and our read is free again: try again, a few times.
-        for _ in 0..3 {
-            let now = Utc::now();
-            let ttl = chrono::Duration::from_std(ttl).context("lease ttl out of range")?;
-            let until = now + ttl;
-            let mut item = key_item(&Key::new(pk, &sk));
-            item.insert(LEASE_HOLDER.to_owned(), string(holder));
-            item.insert(LEASE_UNTIL_MS.to_owned(), number(until.timestamp_millis()));
-            // Rounded up to the next second so the TTL sweep never deletes a live lease.
-            item.insert(TTL_ATTRIBUTE.to_owned(), number(until.timestamp() + 1));
-            let written = self
-                .conditional_put(
-                    item,
-                    "attribute_not_exists(#pk) OR #until <= :now_ms OR #holder = :holder",
-                    &[("#pk", PK), ("#until", LEASE_UNTIL_MS), ("#holder", LEASE_HOLDER)],
-                    vec![(":now_ms", number(now.timestamp_millis())), (":holder", string(holder))],
-                )
-                .await?;
-            let current = match written {
-                Ok(()) => return Ok(LeaseOutcome::Acquired),
-                Err(Some(old)) => Some(old),
-                // Not every DynamoDB implementation returns the old item on a failed condition.
-                Err(None) => self.get_lease_item(pk, &sk).await?,
-            };
-            if let Some(current) = current {
-                return lease_holder(&current);
-            }
-        }
-        Err(anyhow!("lease {name} kept changing hands while being acquired").into())
-    }
-
-    /// Releases the lease if `holder` holds it; returns whether it did. Releasing a lease held by
-    /// someone else (or by nobody) changes nothing.
-    #[tracing::instrument(skip(self), fields(table = %self.name))]
-    pub async fn release_lease(&self, pk: &str, name: &str, holder: &str) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.name)
-            .key(PK, string(pk))
-            .key(SK, string(lease_sk(name)))
-            .condition_expression("#holder = :holder")
-            .expression_attribute_names("#holder", LEASE_HOLDER)
-            .expression_attribute_values(":holder", string(holder))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error(e, "releasing a lease")),
-        }
-    }
-
     async fn get_raw(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
@@ -757,20 +678,6 @@ impl Table {
             .map_err(|e| sdk_error(e, "reading an item"))?;
         let now = now_epoch_seconds();
         Ok(output.item.filter(|item| !is_expired(item, now)))
-    }
-
-    async fn get_lease_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key(PK, string(pk))
-            .key(SK, string(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error(e, "reading a lease"))?;
-        Ok(output.item)
     }
 
     /// `Ok(Ok(()))` when written, `Ok(Err(old item if returned))` when the condition failed.
@@ -956,19 +863,6 @@ fn is_expired(item: &Item, now: i64) -> bool {
         Some(AttributeValue::N(n)) => n.parse::<f64>().is_ok_and(|at| at <= now as f64),
         _ => false,
     }
-}
-
-fn lease_holder(item: &Item) -> Result<LeaseOutcome, StoreError> {
-    let holder = match item.get(LEASE_HOLDER) {
-        Some(AttributeValue::S(holder)) => holder.clone(),
-        _ => return Err(anyhow!("lease item without a holder").into()),
-    };
-    let until_ms: i64 = match item.get(LEASE_UNTIL_MS) {
-        Some(AttributeValue::N(n)) => n.parse().context("parsing a lease expiry")?,
-        _ => return Err(anyhow!("lease item without an expiry").into()),
-    };
-    let expires_at = DateTime::from_timestamp_millis(until_ms).ok_or_else(|| anyhow!("lease expiry out of range"))?;
-    Ok(LeaseOutcome::HeldBy { holder, expires_at })
 }
 
 fn page_size(limit: u32) -> i32 {

@@ -9,7 +9,8 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use super::{Item, Key, StoreError, Table, key_item, number, sdk_error, string};
+use super::codec::{Item, key_item, number, string};
+use super::{Key, StoreError, Table, sdk_error};
 use crate::storage::schema::{PK, SK, TTL_ATTRIBUTE, lease_sk};
 
 /// Attributes of a lease item (besides the keys and [`TTL_ATTRIBUTE`]).

@@ -3,9 +3,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::codec::{Item, decode, encode, is_expired, now_epoch_seconds, string};
+use super::codec::{Item, decode, decode_indexed, encode, encode_indexed, is_expired, now_epoch_seconds, string};
 use super::cursor::{CursorScope, decode_cursor, encode_cursor};
-use super::{Key, StoreError, Table, sdk_error};
+use super::{Gsi1Key, Indexed, Key, StoreError, Table, sdk_error};
 use crate::storage::schema::{GSI1, GSI1_PK, PK, SK};
 
 /// Largest page a query returns, whatever the caller asks: bounds memory per call.
@@ -29,7 +29,22 @@ impl Table {
     /// Writes an item, replacing whatever was there.
     #[tracing::instrument(skip(self, item), fields(table = %self.name))]
     pub async fn put<T: Serialize>(&self, pk: &str, sk: &str, item: &T) -> Result<(), StoreError> {
-        let item = encode(&Key::new(pk, sk), item)?;
+        self.put_item(encode(&Key::new(pk, sk), item)?).await
+    }
+
+    /// [`Table::put`] that also files the item under `index` in the GSI.
+    #[tracing::instrument(skip(self, item), fields(table = %self.name))]
+    pub async fn put_indexed<T: Serialize>(
+        &self,
+        pk: &str,
+        sk: &str,
+        index: &Gsi1Key,
+        item: &T,
+    ) -> Result<(), StoreError> {
+        self.put_item(encode_indexed(&Key::new(pk, sk), index, item)?).await
+    }
+
+    async fn put_item(&self, item: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.name)
@@ -108,7 +123,7 @@ impl Table {
                 .expression_attribute_values(":prefix", string(sk_prefix))
         };
         let output = query.send().await.map_err(|e| sdk_error(e, "querying a partition"))?;
-        page(output.items, output.last_evaluated_key)
+        page(output.items, output.last_evaluated_key, decode)
     }
 
     /// One page of the items whose `gsi1pk` is `gsi1pk`, in `gsi1sk` order (eventually consistent,
@@ -120,6 +135,28 @@ impl Table {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<T>, StoreError> {
+        let (items, last_key) = self.query_gsi1_raw(gsi1pk, limit, cursor).await?;
+        page(items, last_key, decode)
+    }
+
+    /// [`Table::query_gsi1`] with each item's keys in the GSI (e.g. the tenant an index entry names).
+    #[tracing::instrument(skip(self, cursor), fields(table = %self.name))]
+    pub async fn query_gsi1_indexed<T: DeserializeOwned>(
+        &self,
+        gsi1pk: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Indexed<T>>, StoreError> {
+        let (items, last_key) = self.query_gsi1_raw(gsi1pk, limit, cursor).await?;
+        page(items, last_key, decode_indexed)
+    }
+
+    async fn query_gsi1_raw(
+        &self,
+        gsi1pk: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Option<Vec<Item>>, Option<Item>), StoreError> {
         let start = cursor
             .map(|c| decode_cursor(c, &CursorScope::Gsi1 { gsi1pk }))
             .transpose()?;
@@ -136,10 +173,22 @@ impl Table {
             .send()
             .await
             .map_err(|e| sdk_error(e, "querying gsi1"))?;
-        page(output.items, output.last_evaluated_key)
+        Ok((output.items, output.last_evaluated_key))
     }
 
     pub(super) async fn get_raw(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let item = self.get_unfiltered(pk, sk, "reading an item").await?;
+        let now = now_epoch_seconds();
+        Ok(item.filter(|item| !is_expired(item, now)))
+    }
+
+    /// Reads one raw item (strongly consistent), expired or not.
+    pub(super) async fn get_unfiltered(
+        &self,
+        pk: &str,
+        sk: &str,
+        doing: &'static str,
+    ) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -149,9 +198,8 @@ impl Table {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| sdk_error(e, "reading an item"))?;
-        let now = now_epoch_seconds();
-        Ok(output.item.filter(|item| !is_expired(item, now)))
+            .map_err(|e| sdk_error(e, doing))?;
+        Ok(output.item)
     }
 }
 
@@ -159,7 +207,12 @@ fn page_size(limit: u32) -> i32 {
     limit.clamp(1, MAX_PAGE_SIZE) as i32
 }
 
-fn page<T: DeserializeOwned>(items: Option<Vec<Item>>, last_key: Option<Item>) -> Result<Page<T>, StoreError> {
+/// A page of the unexpired `items`, each decoded by `decode`.
+fn page<T>(
+    items: Option<Vec<Item>>,
+    last_key: Option<Item>,
+    decode: impl Fn(Item) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
     let now = now_epoch_seconds();
     let items = items
         .unwrap_or_default()

@@ -9,8 +9,8 @@ use chrono::Utc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Key, StoreError};
-use crate::storage::schema::{PK, SK, TTL_ATTRIBUTE, VERSION_ATTRIBUTE};
+use super::{Gsi1Key, Indexed, Key, StoreError};
+use crate::storage::schema::{GSI1_PK, GSI1_SK, PK, SK, TTL_ATTRIBUTE, VERSION_ATTRIBUTE};
 
 /// A raw DynamoDB item.
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -41,6 +41,32 @@ pub(super) fn encode<T: Serialize>(key: &Key, value: &T) -> Result<Item, StoreEr
     }
     item.extend(key_item(key));
     Ok(item)
+}
+
+/// [`encode`] plus the item's keys in the GSI, which the caller's attributes may not set themselves.
+pub(super) fn encode_indexed<T: Serialize>(key: &Key, index: &Gsi1Key, value: &T) -> Result<Item, StoreError> {
+    let mut item = encode(key, value)?;
+    for reserved in [GSI1_PK, GSI1_SK] {
+        if item.contains_key(reserved) {
+            return Err(StoreError::ReservedAttribute(reserved));
+        }
+    }
+    item.insert(GSI1_PK.to_owned(), string(&index.pk));
+    item.insert(GSI1_SK.to_owned(), string(&index.sk));
+    Ok(item)
+}
+
+/// An item read through the GSI: its GSI keys, and the caller's attributes without them.
+pub(super) fn decode_indexed<T: DeserializeOwned>(mut item: Item) -> Result<Indexed<T>, StoreError> {
+    let mut take = |name: &str| match item.remove(name) {
+        Some(AttributeValue::S(value)) => Ok(value),
+        _ => Err(StoreError::from(anyhow!("an indexed item without a string {name}"))),
+    };
+    let index = Gsi1Key::new(take(GSI1_PK)?, take(GSI1_SK)?);
+    Ok(Indexed {
+        index,
+        item: decode(item)?,
+    })
 }
 
 /// The caller's attributes, without the ones the adapter manages.
@@ -86,6 +112,57 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, StoreError::ReservedAttribute("pk")));
+    }
+
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Record {
+        status: String,
+    }
+
+    #[test]
+    fn indexed_items_carry_their_gsi_keys_beside_the_record() {
+        let index = Gsi1Key::new("CONNECTIONS#connected", "acme");
+        let item = encode_indexed(
+            &Key::new("TENANT#acme", "CONNECTION#box"),
+            &index,
+            &Record {
+                status: "connected".into(),
+            },
+        )
+        .unwrap();
+        let names: std::collections::BTreeSet<&str> = item.keys().map(String::as_str).collect();
+        assert_eq!(names, [GSI1_PK, GSI1_SK, PK, SK, "status"].into());
+        assert_eq!(item[GSI1_PK], string("CONNECTIONS#connected"));
+        assert_eq!(item[GSI1_SK], string("acme"));
+        let read: Indexed<Record> = decode_indexed(item).unwrap();
+        assert_eq!(read.index, index);
+        assert_eq!(
+            read.item,
+            Record {
+                status: "connected".into()
+            }
+        );
+    }
+
+    #[test]
+    fn indexed_items_may_not_set_their_own_gsi_keys() {
+        #[derive(Serialize)]
+        struct Sneaky {
+            gsi1sk: String,
+        }
+        let err = encode_indexed(
+            &Key::new("a", "b"),
+            &Gsi1Key::new("CONNECTIONS#connected", "a"),
+            &Sneaky { gsi1sk: "other".into() },
+        )
+        .unwrap_err();
+        assert!(matches!(err, StoreError::ReservedAttribute("gsi1sk")));
+    }
+
+    #[test]
+    fn an_index_read_without_gsi_keys_is_an_error() {
+        let item = key_item(&Key::new("a", "b"));
+        assert!(decode_indexed::<std::collections::HashMap<String, String>>(item).is_err());
     }
 
     #[test]

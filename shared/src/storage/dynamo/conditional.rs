@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::codec::{Item, decode, encode, key_item, now_epoch_seconds, number, string, version_of};
-use super::{Key, StoreError, Table, sdk_error};
+use super::codec::{Item, decode, encode, encode_indexed, key_item, now_epoch_seconds, number, string, version_of};
+use super::{Gsi1Key, Key, StoreError, Table, sdk_error};
 use crate::storage::schema::{PK, SK, TTL_ATTRIBUTE, VERSION_ATTRIBUTE};
 
 /// The result of [`Table::put_new`].
@@ -83,7 +83,29 @@ impl Table {
         item: &T,
         expected_version: Option<u64>,
     ) -> Result<VersionedOutcome, StoreError> {
-        let mut item = encode(&Key::new(pk, sk), item)?;
+        self.put_versioned_item(encode(&Key::new(pk, sk), item)?, expected_version)
+            .await
+    }
+
+    /// [`Table::put_versioned`] that also files the item under `index` in the GSI.
+    #[tracing::instrument(skip(self, item), fields(table = %self.name))]
+    pub async fn put_versioned_indexed<T: Serialize>(
+        &self,
+        pk: &str,
+        sk: &str,
+        index: &Gsi1Key,
+        item: &T,
+        expected_version: Option<u64>,
+    ) -> Result<VersionedOutcome, StoreError> {
+        self.put_versioned_item(encode_indexed(&Key::new(pk, sk), index, item)?, expected_version)
+            .await
+    }
+
+    async fn put_versioned_item(
+        &self,
+        mut item: Item,
+        expected_version: Option<u64>,
+    ) -> Result<VersionedOutcome, StoreError> {
         let now = (":now", number(now_epoch_seconds()));
         let (version, condition, names, values) = match expected_version {
             None => (

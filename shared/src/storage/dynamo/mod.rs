@@ -25,7 +25,7 @@ mod provision;
 pub use basics::{MAX_PAGE_SIZE, Page};
 pub use batch::{BATCH_WRITE_MAX, BatchRetry, BatchStats};
 pub use conditional::{PutOutcome, VersionedItem, VersionedOutcome};
-pub use lease::LeaseOutcome;
+pub use lease::{HeldLease, LeaseOutcome};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -73,6 +73,31 @@ impl Key {
             sk: sk.into(),
         }
     }
+}
+
+/// An item's keys in the GSI [`GSI1`](super::schema::GSI1). The adapter writes them beside the
+/// item ([`Table::put_indexed`]) and hands them back on index reads ([`Table::query_gsi1_indexed`]),
+/// so the domain's records never carry index fields.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Gsi1Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Gsi1Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+}
+
+/// An item read through the GSI, with its keys there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Indexed<T> {
+    pub index: Gsi1Key,
+    pub item: T,
 }
 
 /// The application's table.

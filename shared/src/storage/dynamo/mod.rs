@@ -8,10 +8,11 @@
 //! checked on the way back in, so a forged cursor is a clean [`StoreError::InvalidCursor`] and can
 //! never leave its partition. Spans name the table and keys but never record item contents.
 //!
-//! One room per concern, all of them `impl Table`: [`basics`] (get, put, delete, query),
-//! [`conditional`] (create-only, versioned and single-use writes, counters), [`lease`], [`batch`]
-//! (batch writes and their `UnprocessedItems` retry), [`cursor`] (page cursors) and [`codec`]
-//! (items to and from attribute maps). `provision` creates the table for tests and local runs.
+//! One room per concern, all of them `impl Table`: `basics` (get, put, delete, query),
+//! `conditional` (create-only, versioned and single-use writes, counters), `lease`, `batch`
+//! (batch writes and their `UnprocessedItems` retry), `cursor` (page cursors) and `codec`
+//! (items to and from attribute maps). `provision` creates the table for tests and local runs
+//! (feature `test-support`).
 
 mod basics;
 mod batch;

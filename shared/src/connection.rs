@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::boxapi::AppCredentials;
 use crate::ids::TenantId;
 use crate::storage::schema::{SK_CONNECTION_BOX, connections_by_status_pk, tenant_pk};
-use crate::storage::{SecretError, SecretStore, StoreError, Table, VersionedOutcome};
+use crate::storage::{Gsi1Key, Page, SecretError, SecretStore, StoreError, Table, VersionedOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -70,14 +70,10 @@ pub struct ConnectionRecord {
     /// Last completed sync, written by the sync.
     #[serde(default)]
     pub last_sync_at: Option<DateTime<Utc>>,
-    /// GSI keys: connections listed by status.
-    #[serde(default)]
-    pub gsi1pk: String,
-    #[serde(default)]
-    pub gsi1sk: String,
 }
 
-/// Reads and writes connection records; every status change keeps the GSI keys in step.
+/// Reads and writes connection records; every write files the record in the GSI under its
+/// status ([`connections_by_status_pk`]), so a status change moves it there too.
 #[derive(Debug, Clone)]
 pub struct Connections {
     table: Table,
@@ -97,9 +93,32 @@ impl Connections {
 
     /// Writes the record as given (a new connection replaces whatever was there).
     pub async fn save(&self, tenant: &TenantId, record: &ConnectionRecord) -> Result<(), StoreError> {
-        let mut record = record.clone();
-        index(tenant, &mut record);
-        self.table.put(&tenant_pk(tenant), SK_CONNECTION_BOX, &record).await
+        self.table
+            .put_indexed(&tenant_pk(tenant), SK_CONNECTION_BOX, &index(tenant, record), record)
+            .await
+    }
+
+    /// One page of the tenants whose connection is in `status`, with their records (eventually
+    /// consistent, from the GSI). Pass `next_cursor` back for the next page. An index entry that
+    /// does not name a valid tenant is skipped.
+    pub async fn page_by_status(
+        &self,
+        status: ConnectionStatus,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<(TenantId, ConnectionRecord)>, StoreError> {
+        let page = self
+            .table
+            .query_gsi1_indexed::<ConnectionRecord>(&connections_by_status_pk(status.as_str()), limit, cursor)
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .filter_map(|found| Some((TenantId::parse(&found.index.sk).ok()?, found.item)))
+                .collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
     /// Changes the status of an existing record (no-op when there is none). Returns the new record.
@@ -162,10 +181,15 @@ impl Connections {
             if !change(&mut record) {
                 return Ok(Some(record));
             }
-            index(tenant, &mut record);
             match self
                 .table
-                .put_versioned(&pk, SK_CONNECTION_BOX, &record, Some(current.version))
+                .put_versioned_indexed(
+                    &pk,
+                    SK_CONNECTION_BOX,
+                    &index(tenant, &record),
+                    &record,
+                    Some(current.version),
+                )
                 .await?
             {
                 VersionedOutcome::Written { .. } => return Ok(Some(record)),
@@ -178,9 +202,9 @@ impl Connections {
     }
 }
 
-fn index(tenant: &TenantId, record: &mut ConnectionRecord) {
-    record.gsi1pk = connections_by_status_pk(record.status.as_str());
-    record.gsi1sk = tenant.as_str().to_owned();
+/// Where a record is filed in the GSI: under its status, by tenant.
+fn index(tenant: &TenantId, record: &ConnectionRecord) -> Gsi1Key {
+    Gsi1Key::new(connections_by_status_pk(record.status.as_str()), tenant.as_str())
 }
 
 /// The deployment's Box app and cookie-signing key, from the secret named by `APP_SECRET_ID`.

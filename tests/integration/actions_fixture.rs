@@ -102,8 +102,6 @@ impl Actions {
             status_reason: None,
             status_since: Utc::now(),
             last_sync_at: Some(Utc::now()),
-            gsi1pk: String::new(),
-            gsi1sk: String::new(),
         };
         Connections::new(aws.table()).save(&tenant, &record).await.unwrap();
         let provider = TokenProvider::new(

@@ -366,8 +366,6 @@ async fn a_tenant_connected_to_another_enterprise_is_refused() {
         status_reason: None,
         status_since: now,
         last_sync_at: None,
-        gsi1pk: String::new(),
-        gsi1sk: String::new(),
     };
     c.connections.save(&tenant, &existing).await.unwrap();
 

@@ -34,6 +34,7 @@ mod sso_entra;
 mod sso_google;
 mod sso_okta;
 mod sso_outbound;
+mod storage_connections;
 mod storage_dynamodb;
 mod storage_secrets;
 mod sync_box;

@@ -129,8 +129,6 @@ impl Reports {
             status_reason: None,
             status_since: Utc::now(),
             last_sync_at: None,
-            gsi1pk: String::new(),
-            gsi1sk: String::new(),
         };
         Connections::new(self.table.clone())
             .save(&self.tenant_id(tenant), &record)

@@ -171,8 +171,6 @@ impl Fixture {
             status_reason: None,
             status_since: Utc::now(),
             last_sync_at: None,
-            gsi1pk: String::new(),
-            gsi1sk: String::new(),
         };
         Connections::new(self.aws.table()).save(&tenant, &record).await.unwrap();
         let name = self.aws.secret_store().sso_secret_name(&tenant);

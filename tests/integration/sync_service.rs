@@ -113,8 +113,6 @@ impl Fixture {
                 .then(|| "Box refused the stored refresh token".into()),
             status_since: Utc::now(),
             last_sync_at: None,
-            gsi1pk: String::new(),
-            gsi1sk: String::new(),
         };
         Connections::new(self.aws.table()).save(&tenant, &record).await.unwrap();
         tenant

@@ -126,8 +126,6 @@ pub fn record(enterprise_id: &str) -> ConnectionRecord {
         status_reason: None,
         status_since: Utc::now(),
         last_sync_at: None,
-        gsi1pk: String::new(),
-        gsi1sk: String::new(),
     }
 }
 

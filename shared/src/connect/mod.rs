@@ -573,8 +573,6 @@ fn record_for(
         status_reason: None,
         status_since: now,
         last_sync_at: None,
-        gsi1pk: String::new(),
-        gsi1sk: String::new(),
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound as _, Utc};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::audit::{AuditLog, AuditRecord};
@@ -20,7 +20,7 @@ use crate::connection::{ActivitySource, ConnectionStatus, Connections};
 use crate::ids::TenantId;
 use crate::settings::{SettingsStore, SsoProviderKind, TenantSettings};
 use crate::sso::{HttpOptions, OutboundPolicy, SsoConfig};
-use crate::storage::schema::{lease_sk, tenant_pk};
+use crate::storage::schema::tenant_pk;
 use crate::storage::{SecretStore, StoreError, Table, request_token_from};
 use crate::sync::{LicenseReport, LicenseStore, SyncKind, SyncMessage, SyncOutcome, SyncQueue};
 
@@ -182,12 +182,6 @@ pub enum SsoChange {
 pub struct SyncQueued {
     pub queued: bool,
     pub slot: String,
-}
-
-/// The lease a running sync holds (`LEASE#sync`), as `Table::try_acquire_lease` writes it.
-#[derive(Deserialize)]
-struct LeaseItem {
-    lease_until_ms: i64,
 }
 
 /// Reads a tenant's license state and settings, and writes its settings.
@@ -407,11 +401,11 @@ impl ReportsService {
         let now = Utc::now();
         // The sync's own lease, read without taking it: taking it, even briefly, could turn a
         // scheduled sync away.
-        let lease: Option<LeaseItem> = self
+        let lease = self
             .table
-            .get(&tenant_pk(tenant), &lease_sk(crate::sync::SYNC_LEASE_NAME))
+            .current_lease(&tenant_pk(tenant), crate::sync::SYNC_LEASE_NAME)
             .await?;
-        if lease.is_some_and(|l| l.lease_until_ms > now.timestamp_millis()) {
+        if lease.is_some() {
             return Err(ReportsError::Conflict(
                 "a sync is already running for this tenant; its results appear in GET /licenses when it ends".into(),
             ));

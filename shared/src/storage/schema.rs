@@ -19,6 +19,7 @@
 //! | `TENANT#<t>`           | `IDEMPOTENCY#<key>`             | a stored answer for an `Idempotency-Key`  |
 //! | `TENANT#<t>`           | `LEASE#<name>`                  | a short lease (e.g. the token refresh)    |
 //! | `TENANT#<t>`           | `REFRESH_CLAIM#<fingerprint>`   | who may spend one refresh token (expires) |
+//! | `TENANT#<t>`           | `ACTIONS#<yyyy-mm-dd>`          | license changes that UTC day (3 days)     |
 //! | `OAUTH_STATE#<hash>`   | `OAUTH_STATE`                   | a pending OAuth `state` (expires, 10 min) |
 //!
 //! GSI `gsi1` (`gsi1pk`, `gsi1sk`) lists connections by status: `gsi1pk = CONNECTIONS#<status>`,
@@ -88,6 +89,12 @@ pub fn refresh_claim_sk(fingerprint: &str) -> String {
     format!("REFRESH_CLAIM#{fingerprint}")
 }
 
+/// Sort key of a tenant's license-change counter for one UTC day (`ACTIONS#2026-11-28`): the
+/// item holds `count` and expires a few days after its day.
+pub fn actions_counter_sk(day: chrono::NaiveDate) -> String {
+    format!("ACTIONS#{}", day.format("%Y-%m-%d"))
+}
+
 /// Sort key of a named lease.
 pub fn lease_sk(name: &str) -> String {
     format!("LEASE#{name}")
@@ -104,4 +111,17 @@ pub const SK_OAUTH_STATE: &str = "OAUTH_STATE";
 /// GSI partition listing connections in one status (`connected`, `reauth_required`, `disconnected`).
 pub fn connections_by_status_pk(status: &str) -> String {
     format!("CONNECTIONS#{status}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daily_actions_counter_is_keyed_by_its_utc_day() {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        assert_eq!(actions_counter_sk(day), "ACTIONS#2026-01-05");
+        let next = day.succ_opt().unwrap();
+        assert_ne!(actions_counter_sk(next), actions_counter_sk(day));
+    }
 }

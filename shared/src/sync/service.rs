@@ -18,7 +18,7 @@ use crate::connection::{ActivitySource, ConnectionRecord, ConnectionStatus, Conn
 use crate::ids::TenantId;
 use crate::settings::SettingsStore;
 use crate::sso::{HttpOptions, SsoConfig};
-use crate::storage::schema::{connections_by_status_pk, tenant_pk};
+use crate::storage::schema::tenant_pk;
 use crate::storage::{LeaseOutcome, PutOutcome, SecretStore, Table};
 use crate::tokens::TokenError;
 
@@ -85,21 +85,19 @@ impl SyncService {
     /// comes from Box's event stream). Returns how many were queued.
     #[tracing::instrument(skip(self, queue))]
     pub async fn fan_out(&self, queue: &dyn SyncQueue, kind: SyncKind, slot: &str) -> anyhow::Result<usize> {
-        let gsi = connections_by_status_pk(ConnectionStatus::Connected.as_str());
         let mut cursor: Option<String> = None;
         let mut queued = 0;
         // Bounded: 10,000 pages of 500 tenants.
         for _ in 0..10_000 {
             let page = self
-                .table
-                .query_gsi1::<ConnectionRecord>(&gsi, 500, cursor.as_deref())
+                .connections
+                .page_by_status(ConnectionStatus::Connected, 500, cursor.as_deref())
                 .await?;
             let messages: Vec<SyncMessage> = page
                 .items
-                .iter()
-                .filter(|c| kind == SyncKind::Full || c.activity_source == ActivitySource::BoxEvents)
-                .filter_map(|c| TenantId::parse(&c.gsi1sk).ok())
-                .map(|tenant| SyncMessage {
+                .into_iter()
+                .filter(|(_, c)| kind == SyncKind::Full || c.activity_source == ActivitySource::BoxEvents)
+                .map(|(tenant, _)| SyncMessage {
                     tenant,
                     kind,
                     slot: slot.to_owned(),

@@ -466,6 +466,11 @@ impl BoxSim {
         let st = self.st();
         st.users.iter().filter(|u| !u.deleted).map(|u| st.sim_user(u)).collect()
     }
+    /// The users a `GET /users` without a `filter_term` lists: all but the external ones, which
+    /// Box finds only by their exact login.
+    pub fn listed_users(&self) -> Vec<SimUser> {
+        self.users().into_iter().filter(|u| !u.is_external).collect()
+    }
     pub fn user(&self, id: &str) -> Option<SimUser> {
         let st = self.st();
         let i = st.user_index(id)?;

@@ -1017,13 +1017,20 @@ fn list_users(shared: &Shared, st: &State, ctx: &Ctx, fields: Option<&[String]>)
             return client_error(shared, 400, "invalid_parameter", "Invalid value for parameter 'limit'");
         }
     };
+    // Box finds an external user only by its exact login (never without a term), and an exact
+    // external match is then the only answer, even for `user_type=all`.
+    let exact_external = external
+        && term.as_ref().is_some_and(|t| {
+            st.users
+                .iter()
+                .any(|u| !u.deleted && u.is_external && u.login.to_lowercase() == *t)
+        });
     let matches = |u: &&UserRec| {
         !u.deleted
-            && if u.is_external { external } else { managed }
             && match &term {
+                _ if u.is_external => exact_external && term.as_ref() == Some(&u.login.to_lowercase()),
+                _ if exact_external || !managed => false,
                 None => true,
-                // External users are found only by their exact login, as on Box.
-                Some(t) if u.is_external => u.login.to_lowercase() == *t,
                 Some(t) => u.login.to_lowercase().starts_with(t) || u.name.to_lowercase().starts_with(t),
             }
     };

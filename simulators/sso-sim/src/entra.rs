@@ -578,12 +578,12 @@ impl Entra {
 }
 
 impl App for Entra {
-    fn route(&self, method: &hyper::Method, path: &str) -> Option<Endpoint> {
+    fn route(&self, method: &http::Method, path: &str) -> Option<Endpoint> {
         let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         match (method, segs.as_slice()) {
-            (&hyper::Method::POST, [_tenant, "oauth2", "v2.0", "token"]) => Some(Endpoint::EntraToken),
-            (&hyper::Method::GET, ["v1.0", "auditLogs", "signIns"]) => Some(Endpoint::EntraSignIns),
-            (&hyper::Method::GET, ["v1.0", "users"]) => Some(Endpoint::EntraUsers),
+            (&http::Method::POST, [_tenant, "oauth2", "v2.0", "token"]) => Some(Endpoint::EntraToken),
+            (&http::Method::GET, ["v1.0", "auditLogs", "signIns"]) => Some(Endpoint::EntraSignIns),
+            (&http::Method::GET, ["v1.0", "users"]) => Some(Endpoint::EntraUsers),
             _ => None,
         }
     }

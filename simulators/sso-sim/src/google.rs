@@ -668,12 +668,12 @@ impl Google {
 }
 
 impl App for Google {
-    fn route(&self, method: &hyper::Method, path: &str) -> Option<Endpoint> {
+    fn route(&self, method: &http::Method, path: &str) -> Option<Endpoint> {
         let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         match (method, segs.as_slice()) {
-            (&hyper::Method::POST, ["token"]) => Some(Endpoint::GoogleToken),
+            (&http::Method::POST, ["token"]) => Some(Endpoint::GoogleToken),
             (
-                &hyper::Method::GET,
+                &http::Method::GET,
                 [
                     "admin",
                     "reports",

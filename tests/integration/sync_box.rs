@@ -36,7 +36,7 @@ async fn a_5000_user_enterprise_matches_the_ground_truth_exactly() {
     assert_eq!(run.outcome, SyncOutcome::Succeeded);
 
     let stored = store.load_users(&tenant()).await.unwrap();
-    let sim_users = tb.sim.users();
+    let sim_users = tb.sim.listed_users();
     assert_eq!(stored.len(), sim_users.len(), "every user stored once");
     let mut mismatches = 0;
     for truth_user in &sim_users {
@@ -44,9 +44,7 @@ async fn a_5000_user_enterprise_matches_the_ground_truth_exactly() {
         if last_login(user) != truth_user.last_login {
             mismatches += 1;
         }
-        let expected_kind = if truth_user.is_external {
-            UserKind::External
-        } else if truth_user.is_app_user {
+        let expected_kind = if truth_user.is_app_user {
             UserKind::AppUser
         } else {
             UserKind::Managed
@@ -215,7 +213,7 @@ async fn a_run_cut_off_at_its_deadline_resumes_to_the_same_state() {
     assert_eq!(second.run_id, first.run_id, "the same run, continued");
     assert_eq!(second.invocations, 2);
     let users = resumed.load_users(&tenant()).await.unwrap();
-    assert_eq!(users.len(), tb.sim.users().len(), "no user lost, none twice");
+    assert_eq!(users.len(), tb.sim.listed_users().len(), "no user lost, none twice");
     assert_eq!(
         comparable(clean.load_users(&tenant()).await.unwrap()),
         comparable(users)

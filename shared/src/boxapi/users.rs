@@ -9,12 +9,13 @@ use serde_json::json;
 use super::types::{TransferredFolder, USER_FIELDS, User, UserStatus, UsersPage};
 use super::{BoxClient, BoxError, Effect};
 
-/// Box's `user_type` filter. `Managed` includes app users (`is_platform_access_only`).
+/// Box's `user_type` filter. `Managed` includes app users (`is_platform_access_only`). There is
+/// no `External`: Box returns an external user only to a `filter_term` equal to its login, so
+/// external users cannot be listed (nor does `All` list them without such a term).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserType {
     All,
     Managed,
-    External,
 }
 
 impl UserType {
@@ -22,7 +23,6 @@ impl UserType {
         match self {
             UserType::All => "all",
             UserType::Managed => "managed",
-            UserType::External => "external",
         }
     }
 }

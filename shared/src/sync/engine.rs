@@ -17,7 +17,9 @@ use futures::TryStreamExt;
 use tokio::time::Instant;
 
 use super::store::{LicenseStore, VERSIONED_ATTEMPTS, update_summary, update_user};
-use super::{LicenseSummary, RunProgress, SliceProgress, SyncCheckpoint, SyncKind, SyncOutcome, SyncRun};
+use super::{
+    LicenseSummary, ListingProgress, RunProgress, SliceProgress, SyncCheckpoint, SyncKind, SyncOutcome, SyncRun,
+};
 use crate::boxapi::{BoxClient, BoxError, RequestBudget, User, UserStatus, UserType};
 use crate::connection::ActivitySource;
 use crate::ids::TenantId;
@@ -367,7 +369,7 @@ impl Syncer {
         let mut listed: Vec<String> = Vec::new();
         loop {
             let stop = self.near_deadline(plan.deadline);
-            if stop || listing.phase >= 2 {
+            if stop || listing.is_complete() {
                 if !pending.is_empty() {
                     tally.items_written += self.store.put_users(tenant, &pending).await? as u64;
                     pending.clear();
@@ -385,13 +387,10 @@ impl Syncer {
                 let logins = fresh_logins.then_some(&logins);
                 return self.pause(tenant, client, checkpoint, progress, logins, tally).await;
             }
-            let user_type = if listing.phase == 0 {
-                UserType::Managed
-            } else {
-                UserType::External
-            };
+            // Managed users only: Box lists no external user without its exact login, and
+            // external users hold no seat (see `ListingProgress`).
             let token = self.tokens.token(tenant, None).await?;
-            let mut pages = client.user_pages(token, user_type, listing.marker.clone());
+            let mut pages = client.user_pages(token, UserType::Managed, listing.marker.clone());
             // Bounded by the client's page guard; a page at a time, so the deadline is checked
             // between pages.
             while let Some(page) = pages.try_next().await? {
@@ -400,10 +399,10 @@ impl Syncer {
                         continue;
                     }
                     tally.users_listed += 1;
-                    let kind = match user_type {
-                        UserType::External => UserKind::External,
-                        _ if user.is_platform_access_only => UserKind::AppUser,
-                        _ => UserKind::Managed,
+                    let kind = if user.is_platform_access_only {
+                        UserKind::AppUser
+                    } else {
+                        UserKind::Managed
                     };
                     let activity = activity_of(&user, &logins, sso.as_ref());
                     let previous = stored.remove(&user.id);
@@ -428,7 +427,7 @@ impl Syncer {
                 }
             }
             if listing.marker.is_none() {
-                listing.phase += 1;
+                listing.phase = ListingProgress::COMPLETE;
             }
         }
         // 3. The listing is complete: now, and only now, mark the missing as removed.

@@ -95,14 +95,31 @@ pub struct RunProgress {
 }
 
 /// How far a full sync's user listing got in earlier invocations of its run.
+///
+/// The listing reads managed users only. Box returns an external user only to a `filter_term`
+/// equal to its login (`user_type=external` without one returns no one), and external users hold
+/// no seat of the enterprise, so there is no external phase. Checkpoints stored before it was
+/// dropped may still say phase 1 (external users): that listing is complete.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListingProgress {
-    /// 0: managed users, 1: external users, 2: the listing is complete.
+    /// [`ListingProgress::MANAGED`], or complete from 1 on (see [`ListingProgress::is_complete`]).
     pub phase: u8,
     /// Box's marker for the next page of the current phase (`None`: its first page).
     pub marker: Option<String>,
     /// Scratch items holding the ids listed so far (they are neither "gone" nor counted twice).
     pub listed_chunks: u32,
+}
+
+impl ListingProgress {
+    /// Listing managed users (and app users), from `marker`.
+    pub const MANAGED: u8 = 0;
+    /// What a finished listing records (1, the external phase of older checkpoints, is finished too).
+    pub const COMPLETE: u8 = 2;
+
+    /// Whether every page has been read: any phase after [`ListingProgress::MANAGED`].
+    pub fn is_complete(&self) -> bool {
+        self.phase > Self::MANAGED
+    }
 }
 
 /// Where the next sync starts (`CHECKPOINT#sync`).
@@ -220,5 +237,43 @@ impl LicenseSummary {
                 .map(|price| price * u64::from(reclaimable + unassigned.unwrap_or(0))),
             currency: settings.currency.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListingProgress;
+
+    fn stored(json: &str) -> ListingProgress {
+        serde_json::from_str(json).expect("a stored listing progress")
+    }
+
+    #[test]
+    fn a_new_listing_starts_with_managed_users() {
+        let listing = ListingProgress::default();
+        assert_eq!(listing.phase, ListingProgress::MANAGED);
+        assert!(!listing.is_complete());
+    }
+
+    #[test]
+    fn a_listing_paused_among_managed_users_goes_on() {
+        let listing = stored(r#"{"phase":0,"marker":"m-17","listed_chunks":2}"#);
+        assert!(!listing.is_complete());
+        assert_eq!(listing.marker.as_deref(), Some("m-17"));
+    }
+
+    #[test]
+    fn a_checkpoint_paused_in_the_old_external_phase_counts_as_complete() {
+        assert!(stored(r#"{"phase":1,"marker":null,"listed_chunks":3}"#).is_complete());
+        assert!(stored(r#"{"phase":1,"marker":"ext-page-2","listed_chunks":3}"#).is_complete());
+    }
+
+    #[test]
+    fn a_finished_listing_is_complete() {
+        let listing = ListingProgress {
+            phase: ListingProgress::COMPLETE,
+            ..ListingProgress::default()
+        };
+        assert!(listing.is_complete());
     }
 }

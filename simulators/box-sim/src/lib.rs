@@ -8,10 +8,9 @@ mod generator;
 mod server;
 mod state;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -279,37 +278,7 @@ pub struct TokenPair {
 }
 
 /// Requests answered, by endpoint and status; dropped connections are counted apart.
-#[derive(Debug, Clone, Default)]
-pub struct Counters {
-    by: HashMap<(Endpoint, u16), u64>,
-    dropped: HashMap<Endpoint, u64>,
-}
-
-impl Counters {
-    pub fn get(&self, ep: Endpoint, status: u16) -> u64 {
-        self.by.get(&(ep, status)).copied().unwrap_or(0)
-    }
-    /// Answered requests to `ep` (any status), not counting dropped ones.
-    pub fn total(&self, ep: Endpoint) -> u64 {
-        self.by.iter().filter(|((e, _), _)| *e == ep).map(|(_, n)| n).sum()
-    }
-    pub fn total_all(&self) -> u64 {
-        self.by.values().sum()
-    }
-    /// Connections closed without a response, all endpoints.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.values().sum()
-    }
-    pub fn dropped_for(&self, ep: Endpoint) -> u64 {
-        self.dropped.get(&ep).copied().unwrap_or(0)
-    }
-    pub(crate) fn record(&mut self, ep: Endpoint, status: u16) {
-        *self.by.entry((ep, status)).or_default() += 1;
-    }
-    pub(crate) fn record_drop(&mut self, ep: Endpoint) {
-        *self.dropped.entry(ep).or_default() += 1;
-    }
-}
+pub type Counters = sim_core::Counters<Endpoint>;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContractReport {
@@ -326,14 +295,12 @@ pub struct BoxSim {
 
 struct Handle {
     shared: Arc<server::Shared>,
-    addr: SocketAddr,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Stops the server when dropped.
+    running: sim_core::Running,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
         if self.shared.validator.is_some() {
             let report = self.shared.contract.lock().unwrap_or_else(|e| e.into_inner()).clone();
             contract::append_to_suite_log(&report);
@@ -355,36 +322,26 @@ impl BoxSim {
             None => None,
         };
         let shared = Arc::new(server::Shared::new(config, validator));
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(server::serve(listener, shared.clone(), stop_rx));
+        let serving = shared.clone();
+        let running =
+            sim_core::Running::start("box-sim", addr, move |req| server::handle(serving.clone(), req)).await?;
         Ok(BoxSim {
-            handle: Arc::new(Handle {
-                shared,
-                addr,
-                stop,
-                task: Mutex::new(Some(task)),
-            }),
+            handle: Arc::new(Handle { shared, running }),
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.handle.addr
+        self.handle.running.addr()
     }
     pub fn api_base(&self) -> String {
-        format!("http://{}", self.handle.addr)
+        format!("http://{}", self.addr())
     }
     pub fn account_base(&self) -> String {
         self.api_base()
     }
 
     pub async fn shutdown(self) {
-        let _ = self.handle.stop.send(true);
-        let task = self.handle.task.lock().unwrap().take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        self.handle.running.shutdown().await;
     }
 
     fn st(&self) -> std::sync::MutexGuard<'_, state::State> {
@@ -465,6 +422,11 @@ impl BoxSim {
     pub fn users(&self) -> Vec<SimUser> {
         let st = self.st();
         st.users.iter().filter(|u| !u.deleted).map(|u| st.sim_user(u)).collect()
+    }
+    /// The users a `GET /users` without a `filter_term` lists: all but the external ones, which
+    /// Box finds only by their exact login.
+    pub fn listed_users(&self) -> Vec<SimUser> {
+        self.users().into_iter().filter(|u| !u.is_external).collect()
     }
     pub fn user(&self, id: &str) -> Option<SimUser> {
         let st = self.st();

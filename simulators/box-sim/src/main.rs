@@ -126,7 +126,7 @@ fn counters_json(sim: &BoxSim) -> serde_json::Value {
         "users": c.total(Endpoint::Users),
         "events": c.total(Endpoint::Events),
         "token": c.total(Endpoint::Token),
-        "dropped": c.dropped(),
+        "dropped": c.dropped_all(),
     })
 }
 

@@ -8,7 +8,7 @@ use box_sim::{EnterpriseSpec, Faults, Plan, SimConfig};
 use chrono::{Duration as CDuration, Utc};
 use helpers::*;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn big(users: usize) -> SimConfig {
     SimConfig {
@@ -146,23 +146,62 @@ async fn marker_paging_returns_each_user_once() {
             _ => break,
         }
     }
-    let all = sim.users();
+    // `user_type=all` without a term lists no external users (they need their exact login).
+    let all: Vec<_> = sim.users().into_iter().filter(|u| !u.is_external).collect();
     assert_eq!(pages, all.len().div_ceil(1000));
     assert_eq!(seen.len(), all.len());
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), all.len());
 }
 
 #[tokio::test]
-async fn user_type_selects_managed_or_external() {
+async fn user_type_selects_managed_users_and_leaves_external_ones_out() {
     let sim = sim(SimConfig::default()).await;
     let t = admin_token(&sim);
-    let (_, ext) = get(&sim, &t, "/users?user_type=external").await;
-    assert_eq!(ext["total_count"], 3);
     let (_, managed) = get(&sim, &t, "/users?user_type=managed&limit=1000").await;
     let entries = managed["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 52, "50 managed + 2 app users");
     let (_, all) = get(&sim, &t, "/users?user_type=all").await;
-    assert_eq!(all["total_count"], 55);
+    assert_eq!(all["total_count"], 52, "the 3 external users need their exact login");
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn external_users_are_found_only_by_their_exact_login() {
+    let sim = sim(SimConfig::default()).await;
+    let t = admin_token(&sim);
+    let external = sim
+        .users()
+        .into_iter()
+        .find(|u| u.is_external)
+        .expect("an external user");
+    let login = url::form_urlencoded::byte_serialize(external.login.as_bytes()).collect::<String>();
+    let prefix: String = external.login.chars().take(external.login.len() - 1).collect();
+    let prefix = url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect::<String>();
+
+    let (status, no_term) = get(&sim, &t, "/users?user_type=external").await;
+    assert_eq!(status, 200);
+    assert_eq!((no_term["total_count"].as_u64(), ids(&no_term)), (Some(0), vec![]));
+    let (_, marker) = get(&sim, &t, "/users?user_type=external&usemarker=true").await;
+    assert_eq!(ids(&marker), Vec::<String>::new());
+    let (_, by_prefix) = get(&sim, &t, &format!("/users?user_type=external&filter_term={prefix}")).await;
+    assert_eq!(ids(&by_prefix), Vec::<String>::new());
+    let (_, exact) = get(&sim, &t, &format!("/users?user_type=external&filter_term={login}")).await;
+    assert_eq!(ids(&exact), vec![external.id.clone()]);
+    let (_, all_exact) = get(&sim, &t, &format!("/users?user_type=all&filter_term={login}")).await;
+    assert_eq!(
+        ids(&all_exact),
+        vec![external.id],
+        "an exact external match is the only answer"
+    );
+    assert_eq!(sim.contract_report().violations, Vec::<String>::new());
 }
 
 #[tokio::test]

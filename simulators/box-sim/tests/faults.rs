@@ -52,7 +52,7 @@ async fn dropped_connection_gets_no_response() {
         .await;
     assert!(r.is_err(), "expected a transport error, got {r:?}");
     assert_eq!(get(&sim, &t, "/users/me").await.0, 200);
-    assert_eq!(sim.counters().dropped(), 1);
+    assert_eq!(sim.counters().dropped_all(), 1);
     assert_eq!(sim.counters().total(Endpoint::UsersMe), 1);
 }
 

@@ -12,7 +12,6 @@ pub mod okta;
 mod people;
 mod server;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 pub use entra::{EntraConfig, EntraSim};
@@ -82,27 +81,4 @@ pub enum Endpoint {
 }
 
 /// Requests answered, by endpoint and status; dropped connections are counted apart.
-#[derive(Debug, Clone, Default)]
-pub struct Counters {
-    by: HashMap<(Endpoint, u16), u64>,
-    dropped: HashMap<Endpoint, u64>,
-}
-
-impl Counters {
-    pub fn get(&self, ep: Endpoint, status: u16) -> u64 {
-        self.by.get(&(ep, status)).copied().unwrap_or(0)
-    }
-    /// Answered requests to `ep`, any status, dropped ones not included.
-    pub fn total(&self, ep: Endpoint) -> u64 {
-        self.by.iter().filter(|((e, _), _)| *e == ep).map(|(_, n)| n).sum()
-    }
-    pub fn dropped(&self, ep: Endpoint) -> u64 {
-        self.dropped.get(&ep).copied().unwrap_or(0)
-    }
-    pub(crate) fn record(&mut self, ep: Endpoint, status: u16) {
-        *self.by.entry((ep, status)).or_default() += 1;
-    }
-    pub(crate) fn record_drop(&mut self, ep: Endpoint) {
-        *self.dropped.entry(ep).or_default() += 1;
-    }
-}
+pub type Counters = sim_core::Counters<Endpoint>;

@@ -390,8 +390,8 @@ fn actor_id(person: usize) -> String {
 }
 
 impl App for Okta {
-    fn route(&self, method: &hyper::Method, path: &str) -> Option<Endpoint> {
-        (method == hyper::Method::GET && path.trim_end_matches('/') == "/api/v1/logs").then_some(Endpoint::OktaLogs)
+    fn route(&self, method: &http::Method, path: &str) -> Option<Endpoint> {
+        (method == http::Method::GET && path.trim_end_matches('/') == "/api/v1/logs").then_some(Endpoint::OktaLogs)
     }
 
     fn fault_reply(&self, _ep: Endpoint, status: u16, retry_after_secs: u64) -> Reply {

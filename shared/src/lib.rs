@@ -16,6 +16,7 @@ pub mod ids;
 pub mod license;
 pub mod problem;
 pub mod reports;
+pub mod retry;
 pub mod runtime;
 pub mod settings;
 pub mod sso;

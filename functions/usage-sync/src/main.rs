@@ -3,7 +3,6 @@
 //! Wiring only: the logic lives in `seatsync::sync`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use seatsync::boxapi::RetryPolicy;
@@ -12,7 +11,7 @@ use seatsync::connection::{AppConfig, Connections};
 use seatsync::runtime::{Clients, CommonConfig};
 use seatsync::settings::SettingsStore;
 use seatsync::sso::HttpOptions;
-use seatsync::sync::invocation::{SyncConfig, handle};
+use seatsync::sync::invocation::{SyncConfig, deadline_instant, handle};
 use seatsync::sync::{SqsQueue, SyncOptions, SyncService, Syncer};
 use seatsync::tokens::{TokenProvider, TokenProviderOptions};
 use serde_json::Value;
@@ -53,20 +52,17 @@ async fn main() -> Result<(), Error> {
         url: config.queue_url.clone(),
     };
     tracing::info!(table = %common.table_name, "usage-sync ready");
+    // The payload stays JSON here: an event that is not ours is answered with usage-sync's own
+    // error, not the runtime's deserialization error.
     run(service_fn(|event: LambdaEvent<Value>| {
-        let deadline = remaining(event.context.deadline).map(|left| tokio::time::Instant::now() + left);
+        let deadline = Some(deadline_instant(event.context.deadline()));
         let (service, queue) = (&service, &queue);
         async move {
-            handle(service, queue, event.payload, deadline)
-                .await
-                .map_err(Error::from)
+            handle(service, queue, event.payload, deadline).await.map_err(|e| {
+                tracing::error!(error = %e, retryable = e.is_retryable(), "usage-sync invocation failed");
+                Error::from(e)
+            })
         }
     }))
     .await
-}
-
-/// Time left before Lambda's deadline (milliseconds since the epoch).
-fn remaining(deadline_ms: u64) -> Option<Duration> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
-    Some(Duration::from_millis(deadline_ms.saturating_sub(now)))
 }

@@ -1,14 +1,14 @@
 //! A typed client for the Box API calls seatsync makes.
 //!
 //! Every request has a timeout and goes through [`BoxClient::execute`], which retries 429 after
-//! `retry-after` and 5xx/connection failures with jittered backoff, a bounded number of times.
+//! `retry-after` and 5xx/connection failures with jittered backoff, a bounded number of times,
+//! through the one retry engine ([`crate::retry`]).
 //! Tokens and client secrets only travel as [`secrecy::SecretString`] and are never logged.
 
 mod budget;
 mod error;
 mod events;
 mod oauth;
-mod retry;
 mod types;
 mod users;
 
@@ -20,12 +20,14 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::config::{ConfigError, Env, url_or};
+use crate::retry::Attempt;
 
+pub(crate) use crate::retry::Effect;
+pub use crate::retry::RetryPolicy;
 pub use budget::RequestBudget;
 pub use error::{BoxError, BoxErrorDetail, OAuthErrorKind};
 pub use events::{EventsPage, EventsQuery, LOGIN_EVENT};
 pub use oauth::{AppCredentials, TokenGrant, scopes};
-pub use retry::RetryPolicy;
 pub use types::{
     ANONYMOUS_USER_ID, EnterpriseMini, Event, Role, TransferredFolder, USER_FIELDS, User, UserMini, UserStatus,
 };
@@ -119,15 +121,6 @@ pub(crate) struct Answer {
     pub after_ambiguous: bool,
 }
 
-/// Whether repeating a request is harmless.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Effect {
-    /// Reads, and writes that end in the same state however often they run (PUT status).
-    Idempotent,
-    /// Writes that must not run twice (a content transfer, a token exchange).
-    NotIdempotent,
-}
-
 impl BoxClient {
     pub fn new(endpoints: BoxEndpoints, options: ClientOptions) -> Result<Self, BoxError> {
         let http = reqwest::Client::builder()
@@ -167,8 +160,9 @@ impl BoxClient {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// Sends a request built by `build`, retrying per `policy` within its time budget. Returns the
-    /// first answer that is not retried (2xx or a refusal), or the variant for exhausted retries.
+    /// Sends a request built by `build`, retrying per `policy` within its time budget (through
+    /// [`crate::retry::run`]). Returns the first answer that is not retried (2xx or a refusal), or
+    /// the variant for exhausted retries.
     ///
     /// A [`Effect::NotIdempotent`] request is retried only when Box cannot have acted on it: a
     /// 429, or a connection that never opened. A 5xx, a timeout or a dropped answer may come after
@@ -180,90 +174,60 @@ impl BoxClient {
         effect: Effect,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Answer, BoxError> {
-        let started = tokio::time::Instant::now();
-        let max = policy.max_attempts.max(1);
-        let mut attempt = 0;
-        let mut ambiguous = false;
-        loop {
-            attempt += 1;
-            let remaining = policy.max_elapsed.saturating_sub(started.elapsed());
-            let timeout = self
-                .options
-                .request_timeout
-                .min(remaining)
-                .max(Duration::from_millis(1));
+        let build = &build;
+        let answered = crate::retry::run(policy, effect, |attempt: crate::retry::Try| async move {
+            let number = attempt.number;
             if let Some(budget) = &self.budget {
                 budget.acquire().await;
             }
             self.calls.fetch_add(1, Ordering::Relaxed);
-            let outcome = match build(&self.http).timeout(timeout).send().await {
+            let request = build(&self.http).timeout(attempt.timeout(self.options.request_timeout));
+            let (status, retry_after, body) = match request.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let retry_after = retry::parse_retry_after(resp.headers().get(http::header::RETRY_AFTER));
+                    let retry_after = crate::retry::retry_after(resp.headers());
                     match resp.bytes().await {
-                        Ok(body) => Ok((status, retry_after, body.to_vec())),
-                        Err(e) => Err((true, transport_detail(&e))),
+                        Ok(body) => (status, retry_after, body.to_vec()),
+                        // The request went out: a dropped answer is ambiguous.
+                        Err(e) => return no_answer(operation, number, true, transport_detail(&e)),
                     }
                 }
-                Err(e) => Err((!e.is_connect(), transport_detail(&e))),
+                Err(e) => return no_answer(operation, number, !e.is_connect(), transport_detail(&e)),
             };
-            let (wait, error, stop) = match outcome {
-                Ok((status, _, body)) if !(status == 429 || is_retryable_5xx(status)) => {
-                    return Ok(Answer {
-                        status,
-                        body,
-                        after_ambiguous: ambiguous,
-                    });
-                }
-                Ok((429, retry_after, _)) => {
-                    tracing::warn!(operation, attempt, ?retry_after, "Box rate limited the request");
-                    // Never retry sooner than Box asked: past the cap, give up instead.
-                    let too_long = retry_after.is_some_and(|asked| asked > policy.max_backoff);
-                    let error = BoxError::RateLimited {
-                        attempts: attempt,
+            if status == 429 {
+                tracing::warn!(
+                    operation,
+                    attempt = number,
+                    ?retry_after,
+                    "Box rate limited the request"
+                );
+                Attempt::RateLimited {
+                    asked: retry_after,
+                    error: BoxError::RateLimited {
+                        attempts: number,
                         retry_after,
-                    };
-                    (
-                        policy.retry_after(retry_after, attempt),
-                        error,
-                        too_long || attempt >= max,
-                    )
+                    },
                 }
-                Ok((status, retry_after, _)) => {
-                    tracing::warn!(operation, attempt, status, "Box answered with a server error");
-                    ambiguous = true;
-                    let wait = retry_after
-                        .map(|d| d.min(policy.max_backoff))
-                        .unwrap_or_else(|| policy.backoff(attempt));
-                    let error = BoxError::Unavailable {
-                        attempts: attempt,
+            } else if crate::retry::is_retryable_5xx(status) {
+                tracing::warn!(operation, attempt = number, status, "Box answered with a server error");
+                Attempt::ServerError {
+                    retry_after,
+                    error: BoxError::Unavailable {
+                        attempts: number,
                         detail: format!("HTTP {status}"),
-                    };
-                    (wait, error, attempt >= max || effect == Effect::NotIdempotent)
+                    },
                 }
-                Err((sent, detail)) => {
-                    tracing::warn!(operation, attempt, %detail, "no answer from Box");
-                    ambiguous |= sent;
-                    let stop = attempt >= max || (sent && effect == Effect::NotIdempotent);
-                    (
-                        policy.backoff(attempt),
-                        BoxError::Unavailable {
-                            attempts: attempt,
-                            detail,
-                        },
-                        stop,
-                    )
-                }
-            };
-            if stop {
-                return Err(error);
+            } else {
+                Attempt::Done((status, body))
             }
-            if started.elapsed() + wait >= policy.max_elapsed {
-                tracing::warn!(operation, attempt, budget = ?policy.max_elapsed, "Box retries would pass the time budget");
-                return Err(error);
-            }
-            tokio::time::sleep(wait).await;
-        }
+        })
+        .await?;
+        let (status, body) = answered.value;
+        Ok(Answer {
+            status,
+            body,
+            after_ambiguous: answered.after_ambiguous,
+        })
     }
 
     /// A bearer-authorized API call; non-2xx answers become typed errors.
@@ -304,8 +268,16 @@ impl BoxClient {
     }
 }
 
-fn is_retryable_5xx(status: u16) -> bool {
-    matches!(status, 500 | 502 | 503 | 504)
+/// A lost answer, logged; `sent`: the request may have reached Box.
+fn no_answer<T>(operation: &'static str, attempt: u32, sent: bool, detail: String) -> Attempt<T, BoxError> {
+    tracing::warn!(operation, attempt, %detail, "no answer from Box");
+    Attempt::NoAnswer {
+        sent,
+        error: BoxError::Unavailable {
+            attempts: attempt,
+            detail,
+        },
+    }
 }
 
 /// A transport failure in words, without the URL (which is not secret, but is noise). The SSO

@@ -1,6 +1,7 @@
-//! The request loop both providers share: a timeout on every request, 429 waits as long as the
-//! provider asks (within a cap), 5xx and connection failures back off with jitter, all bounded by
-//! attempts and by a time budget. Every call here is a read, so every failure may be retried.
+//! The requests every provider makes: a timeout on every request, retried through the one retry
+//! engine ([`crate::retry`]): 429 waits as long as the provider asks (within a cap), 5xx and
+//! connection failures back off with jitter, all bounded by attempts and by a time budget. Every
+//! call here is a read, so every failure may be retried.
 //! No redirect is followed (a 3xx is a refusal), an answer's body is read up to
 //! [`HttpOptions::max_body_bytes`] only, and in production names resolve to public addresses only
 //! (see [`super::outbound`]).
@@ -11,6 +12,8 @@ use http::HeaderMap;
 
 use super::{HttpOptions, SsoError};
 use crate::boxapi::transport_detail;
+pub(crate) use crate::retry::retry_after;
+use crate::retry::{Attempt, Effect, Try, is_retryable_5xx};
 
 /// An answer the loop did not retry: a 2xx or a refusal for the caller to map.
 pub(crate) struct Answer {
@@ -46,99 +49,90 @@ impl Http {
         })
     }
 
-    /// Sends the request `build` makes until it gets an answer that is not retried. `rate_wait` reads
-    /// the provider's own rate-limit headers of a 429 into the wait it asks for.
+    /// Sends the request `build` makes until it gets an answer that is not retried (through
+    /// [`crate::retry::run`]; every call here is a read). `rate_wait` reads the provider's own
+    /// rate-limit headers of a 429 into the wait it asks for.
     pub async fn execute(
         &self,
         operation: &'static str,
         rate_wait: fn(&HeaderMap) -> Option<Duration>,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Answer, SsoError> {
-        let policy = &self.options.retry;
         let provider = self.provider;
-        let started = tokio::time::Instant::now();
-        let max = policy.max_attempts.max(1);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let remaining = policy.max_elapsed.saturating_sub(started.elapsed());
-            let timeout = self
-                .options
-                .request_timeout
-                .min(remaining)
-                .max(Duration::from_millis(1));
-            let outcome = match build(&self.client).timeout(timeout).send().await {
+        let build = &build;
+        let answered = crate::retry::run(&self.options.retry, Effect::Idempotent, |attempt: Try| async move {
+            let number = attempt.number;
+            let request = build(&self.client).timeout(attempt.timeout(self.options.request_timeout));
+            let (status, headers, body) = match request.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
                     match read_capped(resp, self.options.max_body_bytes).await {
-                        Ok(body) => Ok((status, headers, body)),
+                        Ok(body) => (status, headers, body),
                         Err(Body::TooLarge) => {
                             tracing::warn!(provider, operation, status, "answer larger than the cap; not read");
-                            return Err(SsoError::TooLarge {
+                            return Attempt::Fatal(SsoError::TooLarge {
                                 provider,
                                 operation,
                                 limit: self.options.max_body_bytes,
                             });
                         }
-                        Err(Body::Transport(e)) => Err(transport_detail(&e)),
+                        Err(Body::Transport(e)) => return self.no_answer(operation, number, transport_detail(&e)),
                     }
                 }
-                Err(e) => Err(transport_detail(&e)),
+                Err(e) => return self.no_answer(operation, number, transport_detail(&e)),
             };
-            let (wait, error) = match outcome {
-                Ok((status @ 300..=399, _, _)) => {
+            match status {
+                300..=399 => {
                     // Never followed: a redirect could lead anywhere, credentials included.
                     tracing::warn!(provider, operation, status, "redirect not followed");
-                    return Err(SsoError::Rejected {
+                    Attempt::Fatal(SsoError::Rejected {
                         provider,
                         status,
                         detail: "the provider answered with a redirect, which seatsync does not follow".into(),
-                    });
+                    })
                 }
-                Ok((status, headers, body)) if status != 429 && !matches!(status, 500 | 502 | 503 | 504) => {
-                    return Ok(Answer { status, headers, body });
-                }
-                Ok((429, headers, _)) => {
+                429 => {
                     let asked = rate_wait(&headers);
-                    tracing::warn!(provider, operation, attempt, ?asked, "rate limited");
-                    let error = SsoError::RateLimited {
-                        provider,
-                        attempts: attempt,
-                        retry_after: asked,
-                    };
-                    // Never retry sooner than asked: past the cap, give up instead.
-                    if asked.is_some_and(|a| a > policy.max_backoff) {
-                        return Err(error);
+                    tracing::warn!(provider, operation, attempt = number, ?asked, "rate limited");
+                    Attempt::RateLimited {
+                        asked,
+                        error: SsoError::RateLimited {
+                            provider,
+                            attempts: number,
+                            retry_after: asked,
+                        },
                     }
-                    (asked.unwrap_or_else(|| policy.backoff(attempt)), error)
                 }
-                Ok((status, headers, _)) => {
-                    tracing::warn!(provider, operation, attempt, status, "server error");
-                    let wait = retry_after(&headers)
-                        .map(|d| d.min(policy.max_backoff))
-                        .unwrap_or_else(|| policy.backoff(attempt));
-                    let error = SsoError::Unavailable {
-                        provider,
-                        attempts: attempt,
-                        detail: format!("HTTP {status}"),
-                    };
-                    (wait, error)
+                status if is_retryable_5xx(status) => {
+                    tracing::warn!(provider, operation, attempt = number, status, "server error");
+                    Attempt::ServerError {
+                        retry_after: retry_after(&headers),
+                        error: SsoError::Unavailable {
+                            provider,
+                            attempts: number,
+                            detail: format!("HTTP {status}"),
+                        },
+                    }
                 }
-                Err(detail) => {
-                    tracing::warn!(provider, operation, attempt, %detail, "no answer");
-                    let error = SsoError::Unavailable {
-                        provider,
-                        attempts: attempt,
-                        detail,
-                    };
-                    (policy.backoff(attempt), error)
-                }
-            };
-            if attempt >= max || started.elapsed() + wait >= policy.max_elapsed {
-                return Err(error);
+                _ => Attempt::Done(Answer { status, headers, body }),
             }
-            tokio::time::sleep(wait).await;
+        })
+        .await?;
+        Ok(answered.value)
+    }
+
+    /// No answer, logged. Every call here is a read, so whether it was sent does not matter.
+    fn no_answer(&self, operation: &'static str, attempt: u32, detail: String) -> Attempt<Answer, SsoError> {
+        let provider = self.provider;
+        tracing::warn!(provider, operation, attempt, %detail, "no answer");
+        Attempt::NoAnswer {
+            sent: true,
+            error: SsoError::Unavailable {
+                provider,
+                attempts: attempt,
+                detail,
+            },
         }
     }
 }
@@ -177,18 +171,6 @@ pub(crate) fn refusal_detail(status: u16, code: Option<&str>, known: &[(&'static
 /// quotes the provider's values.
 pub(crate) fn decode_detail(e: &serde_json::Error) -> String {
     format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
-}
-
-/// `Retry-After` as delta-seconds (Graph's and Entra's form).
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let secs: f64 = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
 /// Whether `next` is on the same origin as `base`: a paging link elsewhere would carry the token

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod dynamo;
+pub mod queue;
 pub mod schema;
 pub mod secrets;
 

@@ -18,6 +18,7 @@ use crate::connection::{ActivitySource, ConnectionRecord, ConnectionStatus, Conn
 use crate::ids::TenantId;
 use crate::settings::SettingsStore;
 use crate::sso::{HttpOptions, SsoConfig};
+pub use crate::storage::queue::SqsQueue;
 use crate::storage::schema::tenant_pk;
 use crate::storage::{LeaseOutcome, PutOutcome, SecretStore, Table};
 use crate::tokens::TokenError;
@@ -304,62 +305,10 @@ fn is_transient(e: &SyncError) -> bool {
     }
 }
 
-/// The SQS queue the schedule fans out to.
-pub struct SqsQueue {
-    pub client: aws_sdk_sqs::Client,
-    pub url: String,
-}
-
+/// The sync's queue is the SQS adapter (`storage/queue.rs`).
 #[async_trait]
 impl SyncQueue for SqsQueue {
     async fn enqueue(&self, messages: &[SyncMessage]) -> anyhow::Result<()> {
-        use anyhow::Context;
-        for chunk in messages.chunks(10) {
-            let mut pending: Vec<(String, String)> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, m)| Ok((i.to_string(), serde_json::to_string(m)?)))
-                .collect::<Result<_, serde_json::Error>>()?;
-            // Entries SQS did not take are resent, a bounded number of times.
-            for attempt in 0..4 {
-                if pending.is_empty() {
-                    break;
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-                let entries = pending
-                    .iter()
-                    .map(|(id, body)| {
-                        aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                            .id(id)
-                            .message_body(body)
-                            .build()
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .context("building an SQS batch")?;
-                let out = self
-                    .client
-                    .send_message_batch()
-                    .queue_url(&self.url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "sending to the sync queue failed: {}",
-                            aws_sdk_sqs::error::DisplayErrorContext(e)
-                        )
-                    })?;
-                let failed: std::collections::HashSet<&str> = out.failed().iter().map(|f| f.id()).collect();
-                pending.retain(|(id, _)| failed.contains(id.as_str()));
-            }
-            anyhow::ensure!(
-                pending.is_empty(),
-                "{} sync messages were refused by SQS",
-                pending.len()
-            );
-        }
-        Ok(())
+        Ok(self.send_json(messages).await?)
     }
 }

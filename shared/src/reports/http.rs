@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 use super::users::{self, UserQuery};
 use super::{ReportsError, ReportsService, parse_settings_with};
-use crate::api::{ApiError, ApiJson, Identity, TenantClaim, router_from};
+use crate::api::text::printable;
+use crate::api::{self, ApiError, ApiJson, Identity, RouteTable, TenantClaim};
 
 /// Every route of the licenses API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,16 +41,11 @@ pub const ROUTES: [Route; 6] = [
 const MAX_AUDIT_LIMIT: u32 = 500;
 const DEFAULT_AUDIT_LIMIT: u32 = 50;
 
-impl Route {
-    pub fn method(self) -> &'static str {
-        self.method_and_path().0
-    }
+impl RouteTable for Route {
+    type State = Arc<ReportsService>;
+    const ALL: &'static [Self] = &ROUTES;
 
-    pub fn path(self) -> &'static str {
-        self.method_and_path().1
-    }
-
-    pub fn method_and_path(self) -> (&'static str, &'static str) {
+    fn method_and_path(self) -> (&'static str, &'static str) {
         match self {
             Route::Licenses => ("GET", "/licenses"),
             Route::Users => ("GET", "/licenses/users"),
@@ -60,7 +56,7 @@ impl Route {
         }
     }
 
-    fn handler(self) -> MethodRouter<Arc<ReportsService>> {
+    fn handler(self) -> MethodRouter<Self::State> {
         match self {
             Route::Licenses => get(licenses),
             Route::Users => get(list_users),
@@ -80,7 +76,7 @@ impl FromRef<Arc<ReportsService>> for TenantClaim {
 
 /// The licenses API. Unknown paths answer 404 and wrong methods 405, both as problem+json.
 pub fn router(service: Arc<ReportsService>) -> Router {
-    router_from(&ROUTES, |r| (r.path(), r.handler()), service)
+    api::router::<Route>(service)
 }
 
 impl From<ReportsError> for ApiError {
@@ -94,11 +90,7 @@ impl From<ReportsError> for ApiError {
 }
 
 fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
-    let mut response = (status, axum::Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    (status, axum::Json(body)).into_response()
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %identity.tenant))]
@@ -160,7 +152,6 @@ async fn list_users(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"seatsync-users.csv\""),
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(cursor) = next {
         let link = format!("</licenses/users?{}>; rel=\"next\"", query.next_query(&cursor));
         h.insert(
@@ -184,7 +175,7 @@ async fn audit(
         if seen.iter().any(|k| *k == key) {
             return Err(ApiError::invalid_field(
                 "query",
-                format!("`{}` is given more than once", short(&key)),
+                format!("`{}` is given more than once", printable(&key, 40)),
             ));
         }
         seen.push(key.clone().into_owned());
@@ -210,7 +201,10 @@ async fn audit(
             other => {
                 return Err(ApiError::invalid_field(
                     "query",
-                    format!("unknown query parameter `{}`; use limit and cursor", short(other)),
+                    format!(
+                        "unknown query parameter `{}`; use limit and cursor",
+                        printable(other, 40)
+                    ),
                 ));
             }
         }
@@ -264,21 +258,9 @@ fn no_query(query: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-fn short(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(40).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_are_unique() {
-        let mut seen: Vec<_> = ROUTES.iter().map(|r| r.method_and_path()).collect();
-        seen.sort();
-        seen.dedup();
-        assert_eq!(seen.len(), ROUTES.len());
-    }
 
     #[test]
     fn csv_is_chosen_from_accept() {

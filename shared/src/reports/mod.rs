@@ -14,6 +14,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::api::text::{printable, redact_quoted};
 use crate::audit::{AuditLog, AuditRecord};
 use crate::config::{ConfigError, Env, or_default, required};
 use crate::connection::{ActivitySource, ConnectionStatus, Connections};
@@ -503,7 +504,7 @@ pub fn parse_settings_with(
     outbound: &OutboundPolicy,
 ) -> Result<SettingsUpdate, ReportsError> {
     if let Some(unknown) = body.keys().find(|k| !EDITABLE.contains(&k.as_str())) {
-        let name: String = unknown.chars().filter(|c| !c.is_control()).take(40).collect();
+        let name = printable(unknown, 40);
         return Err(invalid(
             &name,
             format!("unknown field `{name}`; the settings are {}", EDITABLE.join(", ")),
@@ -640,7 +641,7 @@ fn sso_config(value: &Value, outbound: &OutboundPolicy) -> Result<SsoConfig, Rep
         .keys()
         .find(|k| !matches!(k.as_str(), "provider" | "credentials"))
     {
-        let name: String = unknown.chars().filter(|c| !c.is_control()).take(40).collect();
+        let name = printable(unknown, 40);
         return Err(invalid(
             &format!("sso.{name}"),
             format!("unknown field `sso.{name}`; `sso` has provider and credentials"),
@@ -703,24 +704,6 @@ fn sso_config(value: &Value, outbound: &OutboundPolicy) -> Result<SsoConfig, Rep
         )
     })?;
     Ok(config)
-}
-
-/// serde's messages quote offending values (possibly a credential): field names in backticks stay,
-/// quoted values go.
-fn redact_quoted(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut inside = false;
-    for c in message.chars() {
-        if c == '"' {
-            if !inside {
-                out.push_str("\"…\"");
-            }
-            inside = !inside;
-        } else if !inside {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -239,6 +239,114 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
+    use tower::ServiceExt as _;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Page {
+        limit: Option<u32>,
+        cursor: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Nothing {}
+
+    /// The (status, field, detail) of a refusal.
+    fn refusal<T: DeserializeOwned + std::fmt::Debug>(raw: &str) -> (u16, String, String) {
+        let problem = parse_query::<T>(Some(raw)).unwrap_err().problem();
+        (problem.status, problem.field.unwrap_or_default(), problem.detail)
+    }
+
+    #[test]
+    fn a_query_becomes_its_struct() {
+        let page: Page = parse_query(Some("limit=5&cursor=a%20b")).unwrap();
+        assert_eq!(
+            page,
+            Page {
+                limit: Some(5),
+                cursor: Some("a b".into())
+            }
+        );
+        assert_eq!(
+            parse_query::<Page>(None).unwrap(),
+            Page {
+                limit: None,
+                cursor: None
+            }
+        );
+    }
+
+    #[test]
+    fn field_names_are_read_from_the_struct() {
+        assert_eq!(field_names::<Page>(), ["limit", "cursor"]);
+        assert!(field_names::<Nothing>().is_empty());
+    }
+
+    #[test]
+    fn an_unknown_parameter_is_refused_naming_the_query_and_the_known_ones() {
+        let (status, field, detail) = refusal::<Page>("limit=1&tenant_id=other");
+        assert_eq!((status, field.as_str()), (400, "query"));
+        assert_eq!(detail, "unknown query parameter `tenant_id`; use limit, cursor");
+        let (_, _, detail) = refusal::<Page>("x%0Ay=1");
+        assert!(!detail.contains('\n'), "{detail}");
+    }
+
+    #[test]
+    fn a_repeated_parameter_is_refused_naming_it() {
+        let (status, field, detail) = refusal::<Page>("limit=1&limit=2");
+        assert_eq!((status, field.as_str()), (400, "limit"));
+        assert_eq!(detail, "`limit` is given more than once");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_field() {
+        let (status, field, detail) = refusal::<Page>("cursor=c&limit=many");
+        assert_eq!((status, field.as_str()), (400, "limit"));
+        assert!(detail.starts_with("`limit` is not valid: "), "{detail}");
+        assert_eq!(refusal::<Page>("limit=").1, "limit");
+    }
+
+    #[test]
+    fn a_route_without_parameters_refuses_any_query() {
+        assert!(parse_query::<Nothing>(None).is_ok());
+        assert!(parse_query::<Nothing>(Some("")).is_ok());
+        for raw in ["a=1", "&", "tenant_id"] {
+            let (status, field, detail) = refusal::<Nothing>(raw);
+            assert_eq!((status, field.as_str()), (400, "query"), "{raw}");
+            assert_eq!(detail, "this resource takes no query parameters");
+        }
+    }
+
+    async fn answer_for(path: &str) -> (u16, serde_json::Value) {
+        let app = axum::Router::new().route(
+            "/users/{box_user_id}",
+            axum::routing::get(|ApiPath(id): ApiPath<BoxUserId>| async move { id.to_string() }),
+        );
+        let request = http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into());
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn a_box_user_id_in_the_path_is_validated() {
+        assert_eq!(answer_for("/users/12345").await, (200, serde_json::json!(12345)));
+        for bad in [
+            "/users/abc",
+            "/users/-1",
+            "/users/123456789012345678901",
+            "/users/1%2F2",
+        ] {
+            let (status, problem) = answer_for(bad).await;
+            assert_eq!(status, 400, "{bad}");
+            assert_eq!(problem["field"], "box_user_id", "{bad}");
+            assert_eq!(problem["detail"], "the Box user id in the path must be 1 to 20 digits");
+        }
+    }
 
     #[test]
     fn json_media_types_are_recognised() {

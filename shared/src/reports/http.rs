@@ -5,16 +5,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRef, RawQuery, State};
+use axum::extract::{FromRef, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post, put};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::users::{self, UserQuery};
+use super::users::{self, UserParams, UserQuery};
 use super::{ReportsError, ReportsService, parse_settings_with};
-use crate::api::text::printable;
-use crate::api::{self, ApiError, ApiJson, Identity, RouteTable, TenantClaim};
+use crate::api::{self, ApiError, ApiJson, ApiQuery, Identity, RouteTable, TenantClaim};
 
 /// Every route of the licenses API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,20 @@ pub const ROUTES: [Route; 6] = [
     Route::PutSettings,
     Route::StartSync,
 ];
+
+/// The query of a route that takes none: any parameter is refused, so a typo is not silently
+/// ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
+
+/// `GET /audit?limit=&cursor=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
 
 /// Audit records per page at most, and by default.
 const MAX_AUDIT_LIMIT: u32 = 500;
@@ -97,9 +111,8 @@ fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response 
 async fn licenses(
     State(service): State<Arc<ReportsService>>,
     identity: Identity,
-    RawQuery(query): RawQuery,
+    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
 ) -> Result<Response, ApiError> {
-    no_query(query.as_deref())?;
     Ok(json_response(
         StatusCode::OK,
         &service.licenses(&identity.tenant).await?,
@@ -125,11 +138,11 @@ fn wants_csv(headers: &HeaderMap) -> bool {
 async fn list_users(
     State(service): State<Arc<ReportsService>>,
     identity: Identity,
-    RawQuery(raw): RawQuery,
+    ApiQuery(params): ApiQuery<UserParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let csv = wants_csv(&headers);
-    let query = UserQuery::parse(raw.as_deref(), csv).map_err(|e| ApiError::invalid_field(e.field, e.detail))?;
+    let query = UserQuery::from_params(params, csv).map_err(|e| ApiError::invalid_field(e.field, e.detail))?;
     let page = service.users(&identity.tenant, &query).await?;
     if !csv {
         return Ok(json_response(StatusCode::OK, &page));
@@ -166,48 +179,18 @@ async fn list_users(
 async fn audit(
     State(service): State<Arc<ReportsService>>,
     identity: Identity,
-    RawQuery(raw): RawQuery,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let mut limit = DEFAULT_AUDIT_LIMIT;
-    let mut cursor: Option<String> = None;
-    let mut seen: Vec<String> = Vec::new();
-    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        if seen.iter().any(|k| *k == key) {
-            return Err(ApiError::invalid_field(
-                "query",
-                format!("`{}` is given more than once", printable(&key, 40)),
-            ));
-        }
-        seen.push(key.clone().into_owned());
-        match key.as_ref() {
-            "limit" => {
-                limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_AUDIT_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid_field(
-                            "limit",
-                            format!("`limit` must be a whole number from 1 to {MAX_AUDIT_LIMIT}"),
-                        )
-                    })?;
-            }
-            "cursor" => {
-                if value.is_empty() {
-                    return Err(ApiError::invalid_field("cursor", "`cursor` must not be empty"));
-                }
-                cursor = Some(value.into_owned());
-            }
-            other => {
-                return Err(ApiError::invalid_field(
-                    "query",
-                    format!(
-                        "unknown query parameter `{}`; use limit and cursor",
-                        printable(other, 40)
-                    ),
-                ));
-            }
-        }
+    let limit = query.limit.unwrap_or(DEFAULT_AUDIT_LIMIT);
+    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("`limit` must be a whole number from 1 to {MAX_AUDIT_LIMIT}"),
+        ));
+    }
+    let cursor = query.cursor;
+    if cursor.as_ref().is_some_and(String::is_empty) {
+        return Err(ApiError::invalid_field("cursor", "`cursor` must not be empty"));
     }
     let page = service.audit(&identity.tenant, limit, cursor.as_deref()).await?;
     Ok(json_response(StatusCode::OK, &page))
@@ -217,9 +200,8 @@ async fn audit(
 async fn get_settings(
     State(service): State<Arc<ReportsService>>,
     identity: Identity,
-    RawQuery(query): RawQuery,
+    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
 ) -> Result<Response, ApiError> {
-    no_query(query.as_deref())?;
     Ok(json_response(
         StatusCode::OK,
         &service.settings(&identity.tenant).await?,
@@ -245,17 +227,6 @@ async fn start_sync(State(service): State<Arc<ReportsService>>, identity: Identi
         StatusCode::ACCEPTED,
         &service.start_sync(&identity.tenant).await?,
     ))
-}
-
-/// Routes without parameters refuse any, so a typo is not silently ignored.
-fn no_query(query: Option<&str>) -> Result<(), ApiError> {
-    match query {
-        Some(q) if !q.is_empty() => Err(ApiError::invalid_field(
-            "query",
-            "this resource takes no query parameters",
-        )),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

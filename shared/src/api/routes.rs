@@ -120,6 +120,30 @@ mod tests {
         assert!(duplicate_routes(&Twice::ALL[..2]).is_empty());
     }
 
+    async fn cache_control(method: &str, path: &str) -> (u16, Option<String>) {
+        use tower::ServiceExt as _;
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let app = router_from(&[Twice::A], |r| (r.path(), r.handler()), ());
+        let response = app.oneshot(request).await.unwrap();
+        let value = response.headers().get(header::CACHE_CONTROL);
+        (
+            response.status().as_u16(),
+            value.and_then(|v| v.to_str().ok()).map(str::to_owned),
+        )
+    }
+
+    #[tokio::test]
+    async fn every_answer_is_no_store_errors_included() {
+        let no_store = Some("no-store".to_owned());
+        assert_eq!(cache_control("GET", "/a").await, (200, no_store.clone()));
+        assert_eq!(cache_control("GET", "/nowhere").await, (404, no_store.clone()));
+        assert_eq!(cache_control("DELETE", "/a").await, (405, no_store));
+    }
+
     #[test]
     fn every_route_table_lists_each_method_and_path_once() {
         assert_eq!(duplicate_routes(crate::connect::ROUTES.as_slice()), []);

@@ -47,36 +47,4 @@ impl Problem {
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(400, "Bad Request", detail)
     }
-
-    /// The answer, ready for any HTTP framework that takes `http::Response<String>`.
-    pub fn into_response(self) -> http::Response<String> {
-        let body = serde_json::to_string(&self).unwrap_or_else(|_| String::from("{}"));
-        http::Response::builder()
-            .status(self.status)
-            .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
-            .body(body)
-            .unwrap_or_else(|_| {
-                let mut fallback = http::Response::new(String::from("{}"));
-                *fallback.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                fallback
-            })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn problems_are_problem_json_with_detail() {
-        let resp = Problem::bad_request("`reason` is required")
-            .with_field("reason")
-            .into_response();
-        assert_eq!(resp.status(), 400);
-        assert_eq!(resp.headers()[http::header::CONTENT_TYPE], CONTENT_TYPE);
-        let body: serde_json::Value = serde_json::from_str(resp.body()).unwrap();
-        assert_eq!(body["detail"], "`reason` is required");
-        assert_eq!(body["field"], "reason");
-        assert_eq!(body["status"], 400);
-    }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use seatsync::api::RouteTable as _;
 use seatsync::connect::{ROUTES, RefusalReason};
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];

@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{CallbackInput, CallbackOutcome, ClientCredentialsInput, ConnectError, ConnectService};
-use crate::api::{ApiError, ApiJson, ApiJsonOrDefault, Identity, TenantClaim, router_from};
+use crate::api::{self, ApiError, ApiJson, ApiJsonOrDefault, Identity, RouteTable, TenantClaim};
 
 /// The cookie that binds an OAuth flow to the browser that started it.
 pub const COOKIE_NAME: &str = "seatsync_oauth";
@@ -40,16 +40,11 @@ pub const ROUTES: [Route; 5] = [
     Route::ClientCredentials,
 ];
 
-impl Route {
-    pub fn method(self) -> &'static str {
-        self.method_and_path().0
-    }
+impl RouteTable for Route {
+    type State = Arc<ConnectService>;
+    const ALL: &'static [Self] = &ROUTES;
 
-    pub fn path(self) -> &'static str {
-        self.method_and_path().1
-    }
-
-    pub fn method_and_path(self) -> (&'static str, &'static str) {
+    fn method_and_path(self) -> (&'static str, &'static str) {
         match self {
             Route::Start => ("POST", "/connections/box/start"),
             Route::Callback => ("GET", CALLBACK_PATH),
@@ -59,7 +54,7 @@ impl Route {
         }
     }
 
-    fn handler(self) -> MethodRouter<Arc<ConnectService>> {
+    fn handler(self) -> MethodRouter<Self::State> {
         match self {
             Route::Start => post(start),
             Route::Callback => get(callback),
@@ -78,7 +73,7 @@ impl FromRef<Arc<ConnectService>> for TenantClaim {
 
 /// The connect API. Unknown paths answer 404 and wrong methods 405, both as problem+json.
 pub fn router(service: Arc<ConnectService>) -> Router {
-    router_from(&ROUTES, |r| (r.path(), r.handler()), service)
+    api::router::<Route>(service)
 }
 
 impl From<ConnectError> for ApiError {
@@ -128,9 +123,9 @@ async fn start(
         expires_at: started.expires_at,
     };
     let mut response = axum::Json(body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::SET_COOKIE, header_value(&cookie)?);
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, header_value(&cookie)?);
     Ok(response)
 }
 
@@ -173,12 +168,10 @@ async fn callback(
         }
         Err(e) => ApiError::from(e).into_response(),
     };
-    let headers = response.headers_mut();
     let clear = format!("{COOKIE_NAME}=; HttpOnly; Secure; SameSite=Lax; Path={CALLBACK_PATH}; Max-Age=0");
     if let Ok(clear) = HeaderValue::from_str(&clear) {
-        headers.insert(header::SET_COOKIE, clear);
+        response.headers_mut().insert(header::SET_COOKIE, clear);
     }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -232,13 +225,5 @@ mod tests {
         headers.append(header::COOKIE, HeaderValue::from_static("seatsync_oauth=n.s; c=3"));
         assert_eq!(cookie(&headers, COOKIE_NAME).unwrap().expose_secret(), "n.s");
         assert!(cookie(&headers, "missing").is_none());
-    }
-
-    #[test]
-    fn routes_are_unique() {
-        let mut seen: Vec<_> = ROUTES.iter().map(|r| r.method_and_path()).collect();
-        seen.sort();
-        seen.dedup();
-        assert_eq!(seen.len(), ROUTES.len());
     }
 }

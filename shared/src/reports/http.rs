@@ -5,15 +5,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRef, RawQuery, State};
+use axum::extract::{FromRef, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post, put};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::users::{self, UserQuery};
+use super::users::{self, UserParams, UserQuery};
 use super::{ReportsError, ReportsService, parse_settings_with};
-use crate::api::{ApiError, ApiJson, Identity, TenantClaim, router_from};
+use crate::api::{self, ApiError, ApiJson, ApiQuery, Identity, RouteTable, TenantClaim};
 
 /// Every route of the licenses API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,20 +37,29 @@ pub const ROUTES: [Route; 6] = [
     Route::StartSync,
 ];
 
+/// The query of a route that takes none: any parameter is refused, so a typo is not silently
+/// ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
+
+/// `GET /audit?limit=&cursor=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
 /// Audit records per page at most, and by default.
 const MAX_AUDIT_LIMIT: u32 = 500;
 const DEFAULT_AUDIT_LIMIT: u32 = 50;
 
-impl Route {
-    pub fn method(self) -> &'static str {
-        self.method_and_path().0
-    }
+impl RouteTable for Route {
+    type State = Arc<ReportsService>;
+    const ALL: &'static [Self] = &ROUTES;
 
-    pub fn path(self) -> &'static str {
-        self.method_and_path().1
-    }
-
-    pub fn method_and_path(self) -> (&'static str, &'static str) {
+    fn method_and_path(self) -> (&'static str, &'static str) {
         match self {
             Route::Licenses => ("GET", "/licenses"),
             Route::Users => ("GET", "/licenses/users"),
@@ -60,7 +70,7 @@ impl Route {
         }
     }
 
-    fn handler(self) -> MethodRouter<Arc<ReportsService>> {
+    fn handler(self) -> MethodRouter<Self::State> {
         match self {
             Route::Licenses => get(licenses),
             Route::Users => get(list_users),
@@ -80,7 +90,7 @@ impl FromRef<Arc<ReportsService>> for TenantClaim {
 
 /// The licenses API. Unknown paths answer 404 and wrong methods 405, both as problem+json.
 pub fn router(service: Arc<ReportsService>) -> Router {
-    router_from(&ROUTES, |r| (r.path(), r.handler()), service)
+    api::router::<Route>(service)
 }
 
 impl From<ReportsError> for ApiError {
@@ -94,20 +104,15 @@ impl From<ReportsError> for ApiError {
 }
 
 fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
-    let mut response = (status, axum::Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    (status, axum::Json(body)).into_response()
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %identity.tenant))]
 async fn licenses(
     State(service): State<Arc<ReportsService>>,
     identity: Identity,
-    RawQuery(query): RawQuery,
+    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
 ) -> Result<Response, ApiError> {
-    no_query(query.as_deref())?;
     Ok(json_response(
         StatusCode::OK,
         &service.licenses(&identity.tenant).await?,
@@ -133,11 +138,11 @@ fn wants_csv(headers: &HeaderMap) -> bool {
 async fn list_users(
     State(service): State<Arc<ReportsService>>,
     identity: Identity,
-    RawQuery(raw): RawQuery,
+    ApiQuery(params): ApiQuery<UserParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let csv = wants_csv(&headers);
-    let query = UserQuery::parse(raw.as_deref(), csv).map_err(|e| ApiError::invalid_field(e.field, e.detail))?;
+    let query = UserQuery::from_params(params, csv).map_err(|e| ApiError::invalid_field(e.field, e.detail))?;
     let page = service.users(&identity.tenant, &query).await?;
     if !csv {
         return Ok(json_response(StatusCode::OK, &page));
@@ -160,7 +165,6 @@ async fn list_users(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"seatsync-users.csv\""),
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(cursor) = next {
         let link = format!("</licenses/users?{}>; rel=\"next\"", query.next_query(&cursor));
         h.insert(
@@ -175,45 +179,18 @@ async fn list_users(
 async fn audit(
     State(service): State<Arc<ReportsService>>,
     identity: Identity,
-    RawQuery(raw): RawQuery,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let mut limit = DEFAULT_AUDIT_LIMIT;
-    let mut cursor: Option<String> = None;
-    let mut seen: Vec<String> = Vec::new();
-    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        if seen.iter().any(|k| *k == key) {
-            return Err(ApiError::invalid_field(
-                "query",
-                format!("`{}` is given more than once", short(&key)),
-            ));
-        }
-        seen.push(key.clone().into_owned());
-        match key.as_ref() {
-            "limit" => {
-                limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_AUDIT_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid_field(
-                            "limit",
-                            format!("`limit` must be a whole number from 1 to {MAX_AUDIT_LIMIT}"),
-                        )
-                    })?;
-            }
-            "cursor" => {
-                if value.is_empty() {
-                    return Err(ApiError::invalid_field("cursor", "`cursor` must not be empty"));
-                }
-                cursor = Some(value.into_owned());
-            }
-            other => {
-                return Err(ApiError::invalid_field(
-                    "query",
-                    format!("unknown query parameter `{}`; use limit and cursor", short(other)),
-                ));
-            }
-        }
+    let limit = query.limit.unwrap_or(DEFAULT_AUDIT_LIMIT);
+    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("`limit` must be a whole number from 1 to {MAX_AUDIT_LIMIT}"),
+        ));
+    }
+    let cursor = query.cursor;
+    if cursor.as_ref().is_some_and(String::is_empty) {
+        return Err(ApiError::invalid_field("cursor", "`cursor` must not be empty"));
     }
     let page = service.audit(&identity.tenant, limit, cursor.as_deref()).await?;
     Ok(json_response(StatusCode::OK, &page))
@@ -223,9 +200,8 @@ async fn audit(
 async fn get_settings(
     State(service): State<Arc<ReportsService>>,
     identity: Identity,
-    RawQuery(query): RawQuery,
+    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
 ) -> Result<Response, ApiError> {
-    no_query(query.as_deref())?;
     Ok(json_response(
         StatusCode::OK,
         &service.settings(&identity.tenant).await?,
@@ -253,32 +229,9 @@ async fn start_sync(State(service): State<Arc<ReportsService>>, identity: Identi
     ))
 }
 
-/// Routes without parameters refuse any, so a typo is not silently ignored.
-fn no_query(query: Option<&str>) -> Result<(), ApiError> {
-    match query {
-        Some(q) if !q.is_empty() => Err(ApiError::invalid_field(
-            "query",
-            "this resource takes no query parameters",
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn short(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(40).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_are_unique() {
-        let mut seen: Vec<_> = ROUTES.iter().map(|r| r.method_and_path()).collect();
-        seen.sort();
-        seen.dedup();
-        assert_eq!(seen.len(), ROUTES.len());
-    }
 
     #[test]
     fn csv_is_chosen_from_accept() {

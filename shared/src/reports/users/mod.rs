@@ -6,6 +6,7 @@
 //! DynamoDB index without one per combination, and a tenant's users are bounded by its Box seats
 //! (a 100,000-user tenant is about 30 MB of items, well within a Lambda's memory). The cursor is
 //! the sort key of the last user answered, so a page stays correct when users change in between.
+//! The query is read in [`query`], the CSV form written in [`csv`].
 
 use std::cmp::Ordering;
 
@@ -15,18 +16,19 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod csv;
+mod query;
+
+pub use csv::{CSV_HEADER, MAX_CSV_BYTES, csv_cell, to_csv};
+use query::invalid;
+pub use query::{
+    DEFAULT_JSON_LIMIT, MAX_CSV_LIMIT, MAX_JSON_LIMIT, Order, QueryError, RoleFilter, SortField, UserParams, UserQuery,
+};
+
 use crate::boxapi::{Role, UserStatus};
 use crate::ids::TenantId;
 use crate::license::{Activity, ActivityOrigin, UserKind, UserLicense};
 
-/// Rows per JSON page at most, and by default.
-pub const MAX_JSON_LIMIT: u32 = 1_000;
-pub const DEFAULT_JSON_LIMIT: u32 = 100;
-/// Rows per CSV response at most (and by default): a Lambda answer is at most 6 MB.
-pub const MAX_CSV_LIMIT: u32 = 10_000;
-/// A CSV body stops growing past this many bytes (the rest comes with the `next` link), so rows
-/// with very long names can never push an answer past Lambda's 6 MB.
-pub const MAX_CSV_BYTES: usize = 5 * 1024 * 1024;
 /// The longest cursor accepted.
 const MAX_CURSOR_LEN: usize = 1024;
 
@@ -49,18 +51,6 @@ pub enum ActivityState {
 }
 
 impl ActivityState {
-    pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "active" => Self::Active,
-            "inactive" => Self::Inactive,
-            "never" => Self::Never,
-            "no_data" => Self::NoData,
-            "deactivated" => Self::Deactivated,
-            "removed" => Self::Removed,
-            _ => return None,
-        })
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
@@ -71,208 +61,6 @@ impl ActivityState {
             Self::Removed => "removed",
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortField {
-    LastActivity,
-    Login,
-    Name,
-}
-
-impl SortField {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::LastActivity => "last_activity",
-            Self::Login => "login",
-            Self::Name => "name",
-        }
-    }
-}
-
-/// A validated `GET /licenses/users` query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserQuery {
-    pub state: Option<ActivityState>,
-    /// `None`: the tenant's inactivity threshold.
-    pub inactive_days: Option<u16>,
-    pub role: Option<Role>,
-    pub kind: Option<UserKind>,
-    pub sort: SortField,
-    pub descending: bool,
-    pub limit: u32,
-    pub cursor: Option<String>,
-}
-
-/// Why a query was refused; names the parameter.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{detail}")]
-pub struct QueryError {
-    pub field: &'static str,
-    pub detail: String,
-}
-
-fn invalid(field: &'static str, detail: impl Into<String>) -> QueryError {
-    QueryError {
-        field,
-        detail: detail.into(),
-    }
-}
-
-impl UserQuery {
-    /// Parses the raw query string; `csv` selects the CSV limits. Unknown and repeated parameters
-    /// are refused (a typo must not silently widen an export).
-    pub fn parse(raw: Option<&str>, csv: bool) -> Result<Self, QueryError> {
-        let (max, default) = if csv {
-            (MAX_CSV_LIMIT, MAX_CSV_LIMIT)
-        } else {
-            (MAX_JSON_LIMIT, DEFAULT_JSON_LIMIT)
-        };
-        let mut query = UserQuery {
-            state: None,
-            inactive_days: None,
-            role: None,
-            kind: None,
-            sort: SortField::LastActivity,
-            descending: false,
-            limit: default,
-            cursor: None,
-        };
-        let mut seen: Vec<String> = Vec::new();
-        for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-            let key = key.into_owned();
-            let field: &'static str = match key.as_str() {
-                "state" => "state",
-                "inactive_days" => "inactive_days",
-                "role" => "role",
-                "kind" => "kind",
-                "sort" => "sort",
-                "order" => "order",
-                "limit" => "limit",
-                "cursor" => "cursor",
-                other => {
-                    return Err(invalid(
-                        "query",
-                        format!(
-                            "unknown query parameter `{}`; use state, inactive_days, role, kind, sort, order, limit, cursor",
-                            shorten(other)
-                        ),
-                    ));
-                }
-            };
-            if seen.contains(&key) {
-                return Err(invalid(field, format!("`{field}` is given more than once")));
-            }
-            seen.push(key);
-            let value = value.as_ref();
-            match field {
-                "state" => {
-                    query.state = Some(ActivityState::parse(value).ok_or_else(|| {
-                        invalid(
-                            "state",
-                            "`state` must be one of active, inactive, never, no_data, deactivated, removed",
-                        )
-                    })?)
-                }
-                "inactive_days" => {
-                    let days = value
-                        .parse::<u16>()
-                        .ok()
-                        .filter(|d| (1..=365).contains(d))
-                        .ok_or_else(|| {
-                            invalid("inactive_days", "`inactive_days` must be a whole number from 1 to 365")
-                        })?;
-                    query.inactive_days = Some(days);
-                }
-                "role" => {
-                    query.role = Some(match value {
-                        "admin" => Role::Admin,
-                        "coadmin" => Role::Coadmin,
-                        "user" => Role::User,
-                        _ => return Err(invalid("role", "`role` must be one of admin, coadmin, user")),
-                    })
-                }
-                "kind" => {
-                    query.kind = Some(match value {
-                        "managed" => UserKind::Managed,
-                        "app_user" => UserKind::AppUser,
-                        "external" => UserKind::External,
-                        _ => return Err(invalid("kind", "`kind` must be one of managed, app_user, external")),
-                    })
-                }
-                "sort" => {
-                    query.sort = match value {
-                        "last_activity" => SortField::LastActivity,
-                        "login" => SortField::Login,
-                        "name" => SortField::Name,
-                        _ => return Err(invalid("sort", "`sort` must be one of last_activity, login, name")),
-                    }
-                }
-                "order" => {
-                    query.descending = match value {
-                        "asc" => false,
-                        "desc" => true,
-                        _ => return Err(invalid("order", "`order` must be asc or desc")),
-                    }
-                }
-                "limit" => {
-                    query.limit = value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=max).contains(n))
-                        .ok_or_else(|| invalid("limit", format!("`limit` must be a whole number from 1 to {max}")))?;
-                }
-                _ => {
-                    if value.is_empty() || value.len() > MAX_CURSOR_LEN {
-                        return Err(invalid("cursor", "`cursor` is not a cursor this API issued"));
-                    }
-                    query.cursor = Some(value.to_owned());
-                }
-            }
-        }
-        Ok(query)
-    }
-
-    /// The query string of the next page: the same parameters and this cursor.
-    pub fn next_query(&self, cursor: &str) -> String {
-        let mut out = url::form_urlencoded::Serializer::new(String::new());
-        if let Some(state) = self.state {
-            out.append_pair("state", state.as_str());
-        }
-        if let Some(days) = self.inactive_days {
-            out.append_pair("inactive_days", &days.to_string());
-        }
-        if let Some(role) = self.role {
-            out.append_pair("role", role_str(Some(role)));
-        }
-        if let Some(kind) = self.kind {
-            out.append_pair("kind", kind_str(kind));
-        }
-        out.append_pair("sort", self.sort.as_str());
-        out.append_pair("order", if self.descending { "desc" } else { "asc" });
-        out.append_pair("limit", &self.limit.to_string());
-        out.append_pair("cursor", cursor);
-        out.finish()
-    }
-
-    /// What a cursor is bound to: the tenant and every parameter that changes the list (not the
-    /// page size or the format).
-    fn binding(&self, tenant: &TenantId) -> String {
-        format!(
-            "{}\0{}\0{}\0{}\0{}\0{}\0{}",
-            tenant.as_str(),
-            self.state.map_or("", ActivityState::as_str),
-            self.inactive_days.map(|d| d.to_string()).unwrap_or_default(),
-            self.role.map_or("", |r| role_str(Some(r))),
-            self.kind.map_or("", kind_str),
-            self.sort.as_str(),
-            self.descending,
-        )
-    }
-}
-
-fn shorten(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(40).collect()
 }
 
 /// One user as the list answers it.
@@ -514,97 +302,6 @@ fn origin_str(origin: Option<ActivityOrigin>) -> &'static str {
     }
 }
 
-/// The CSV header row.
-pub const CSV_HEADER: [&str; 12] = [
-    "box_user_id",
-    "login",
-    "name",
-    "status",
-    "role",
-    "kind",
-    "owns_content",
-    "last_activity_at",
-    "last_activity_source",
-    "activity_state",
-    "first_seen_at",
-    "removed_at",
-];
-
-/// One CSV cell (RFC 4180): quoted when it holds a comma, quote or line break; a cell that a
-/// spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return first) gets a
-/// leading `'` so it stays text (OWASP "CSV injection").
-pub fn csv_cell(value: &str, out: &mut String) {
-    let guard = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let quote = guard || value.contains([',', '"', '\n', '\r']);
-    if quote {
-        out.push('"');
-    }
-    if guard {
-        out.push('\'');
-    }
-    for c in value.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    if quote {
-        out.push('"');
-    }
-}
-
-fn csv_line(cells: &[&str], out: &mut String) {
-    for (i, cell) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        csv_cell(cell, out);
-    }
-    out.push_str("\r\n");
-}
-
-fn time(t: Option<DateTime<Utc>>) -> String {
-    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
-/// The CSV text of `rows` (header first), stopping before [`MAX_CSV_BYTES`]; returns the text and
-/// how many rows it holds.
-pub fn to_csv(rows: &[UserRow]) -> (String, usize) {
-    let mut out = String::with_capacity(256 * (rows.len() + 1));
-    csv_line(&CSV_HEADER, &mut out);
-    let mut line = String::new();
-    for (n, r) in rows.iter().enumerate() {
-        line.clear();
-        let status = r.status.as_str();
-        let first_seen = time(Some(r.first_seen_at));
-        let last = time(r.last_activity_at);
-        let removed = time(r.removed_at);
-        csv_line(
-            &[
-                &r.box_user_id,
-                r.login.as_deref().unwrap_or_default(),
-                r.name.as_deref().unwrap_or_default(),
-                status,
-                role_str(r.role),
-                kind_str(r.kind),
-                if r.owns_content { "true" } else { "false" },
-                &last,
-                origin_str(r.last_activity_source),
-                r.activity_state.as_str(),
-                &first_seen,
-                &removed,
-            ],
-            &mut line,
-        );
-        if out.len() + line.len() > MAX_CSV_BYTES {
-            return (out, n);
-        }
-        out.push_str(&line);
-    }
-    (out, rows.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -631,44 +328,6 @@ mod tests {
     }
 
     #[test]
-    fn cells_are_quoted_and_formulas_neutralised() {
-        let cell = |v: &str| {
-            let mut s = String::new();
-            csv_cell(v, &mut s);
-            s
-        };
-        assert_eq!(cell("plain"), "plain");
-        assert_eq!(cell("a,b"), "\"a,b\"");
-        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(cell("line\nbreak"), "\"line\nbreak\"");
-        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(cell("@SUM(A1)"), "\"'@SUM(A1)\"");
-        assert_eq!(cell("-1+2"), "\"'-1+2\"");
-    }
-
-    #[test]
-    fn queries_reject_unknown_repeated_and_out_of_range_parameters() {
-        for (raw, field) in [
-            ("limit=0", "limit"),
-            ("limit=1001", "limit"),
-            ("limit=x", "limit"),
-            ("state=sleepy", "state"),
-            ("inactive_days=0", "inactive_days"),
-            ("inactive_days=366", "inactive_days"),
-            ("role=owner", "role"),
-            ("kind=robot", "kind"),
-            ("sort=size", "sort"),
-            ("order=up", "order"),
-            ("limit=1&limit=2", "limit"),
-            ("tenant=other", "query"),
-        ] {
-            assert_eq!(UserQuery::parse(Some(raw), false).unwrap_err().field, field, "{raw}");
-        }
-        assert_eq!(UserQuery::parse(Some("limit=10000"), true).unwrap().limit, 10_000);
-        assert_eq!(UserQuery::parse(None, false).unwrap().limit, DEFAULT_JSON_LIMIT);
-    }
-
-    #[test]
     fn cursors_page_through_every_user_once_and_are_bound_to_query_and_tenant() {
         let now = Utc::now();
         let users: Vec<_> = (0..25)
@@ -686,7 +345,7 @@ mod tests {
             .collect();
         for sort in ["last_activity", "login", "name"] {
             for order in ["asc", "desc"] {
-                let mut query = UserQuery::parse(Some(&format!("sort={sort}&order={order}&limit=4")), false).unwrap();
+                let mut query = query::read(&format!("sort={sort}&order={order}&limit=4"), false).unwrap();
                 let mut seen = Vec::new();
                 loop {
                     let p = page(&tenant("a"), &query, 60, users.clone(), now).unwrap();
@@ -704,18 +363,18 @@ mod tests {
         }
         let first = page(
             &tenant("a"),
-            &UserQuery::parse(Some("limit=4"), false).unwrap(),
+            &query::read("limit=4", false).unwrap(),
             60,
             users.clone(),
             now,
         )
         .unwrap();
         let cursor = first.next_cursor.unwrap();
-        let other_tenant = UserQuery::parse(Some(&format!("limit=4&cursor={cursor}")), false).unwrap();
+        let other_tenant = query::read(&format!("limit=4&cursor={cursor}"), false).unwrap();
         assert!(page(&tenant("b"), &other_tenant, 60, users.clone(), now).is_err());
-        let other_query = UserQuery::parse(Some(&format!("sort=login&cursor={cursor}")), false).unwrap();
+        let other_query = query::read(&format!("sort=login&cursor={cursor}"), false).unwrap();
         assert!(page(&tenant("a"), &other_query, 60, users.clone(), now).is_err());
-        let same = UserQuery::parse(Some(&format!("limit=50&cursor={cursor}")), false).unwrap();
+        let same = query::read(&format!("limit=50&cursor={cursor}"), false).unwrap();
         assert_eq!(page(&tenant("a"), &same, 60, users, now).unwrap().users.len(), 21);
     }
 }

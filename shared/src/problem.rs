@@ -6,6 +6,29 @@ use serde::Serialize;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
+/// The title of every status seatsync answers with a problem: the one status→title table.
+pub fn title(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error"),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     /// A URI naming the problem kind; `about:blank` when the status says it all.
@@ -40,11 +63,45 @@ impl Problem {
         self
     }
 
+    /// A problem titled from the one table ([`title`]).
+    pub fn of_status(status: u16, detail: impl Into<String>) -> Self {
+        Self::new(status, title(status), detail)
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(404, "Not Found", detail)
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(400, "Bad Request", detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_are_titled_from_the_one_table() {
+        use crate::api::ApiError;
+        let errors = [
+            ApiError::Unauthorized("x".into()),
+            ApiError::bad_request("x"),
+            ApiError::NotFound("x".into()),
+            ApiError::MethodNotAllowed,
+            ApiError::Conflict("x".into()),
+            ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType("x".into()),
+            ApiError::Unprocessable {
+                detail: "x".into(),
+                field: None,
+            },
+            ApiError::BadGateway("x".into()),
+            ApiError::Unexpected(anyhow::anyhow!("x")),
+        ];
+        for e in errors {
+            let p = e.problem();
+            assert_eq!(p.title, title(p.status), "{e:?}");
+        }
     }
 }

@@ -1,17 +1,19 @@
 //! The steps of one change once the rails let it through: reading the user from Box right
 //! before the write (and refreshing the stored state from the answer), the Box write within the
-//! invocation's time, completing a change Box already shows, the stored state written by version,
-//! and what a failed step means.
+//! invocation's time, completing a change Box already shows, and the stored state written by
+//! version. A failed step becomes a [`Failure`] (`failure.rs`).
 
 use chrono::Utc;
 
-use super::{Action, ActionsService, Context, DELETE_BILLING_NOTE, Refusal, SummaryDelta, TRANSFER_NOTE, UserResult};
+use super::failure::Failure;
+use super::rails::Refusal;
+use super::summary::{SummaryDelta, deleted_delta, refresh_delta, status_delta};
+use super::{Action, ActionsService, Context, DELETE_BILLING_NOTE, TRANSFER_NOTE, UserOutcome, UserResult};
 use crate::api::ApiError;
-use crate::audit::AuditOutcome;
 use crate::boxapi::{BoxError, User, UserStatus};
-use crate::ids::{BoxUserId, TenantId};
-use crate::license::{UserKind, UserLicense};
-use crate::sync::store::{update_summary, update_user};
+use crate::ids::BoxUserId;
+use crate::license::UserLicense;
+use crate::sync::store::update_user;
 use crate::tokens::TokenError;
 
 impl ActionsService {
@@ -48,14 +50,7 @@ impl ActionsService {
             Err(_) => Err(Refusal::OutOfTime),
             Ok(Ok(found)) => Ok(Some(found)),
             Ok(Err(TokenError::Box(BoxError::NotFound(_)))) if matches!(action, Action::Delete { .. }) => Ok(None),
-            Ok(Err(e)) => Err(match Failure::from_token(e) {
-                Failure::Refused(refusal) => refusal,
-                Failure::Box { status, detail } => Refusal::BoxRead(
-                    status,
-                    format!("reading the user from Box before the change failed: {detail}. Nothing was changed"),
-                ),
-                Failure::Storage(detail) => Refusal::BoxRead(500, detail),
-            }),
+            Ok(Err(e)) => Err(Failure::from_token(e).into_read_refusal()),
         }
     }
 
@@ -82,12 +77,7 @@ impl ActionsService {
         let Some((before, after)) = updated else {
             return Ok((stored.clone(), SummaryDelta::default()));
         };
-        let mut delta = SummaryDelta::default();
-        if before.holds_seat() {
-            let admin = |u: &UserLicense| i64::from(u.role.is_some_and(|r| r.is_admin()));
-            delta.admins = admin(&after) - admin(&before);
-            delta.content_owners = i64::from(after.owns_content) - i64::from(before.owns_content);
-        }
+        let delta = refresh_delta(&before, &after);
         Ok((after, delta))
     }
 
@@ -107,16 +97,7 @@ impl ActionsService {
                  to Box again. {DELETE_BILLING_NOTE}"
             );
             let result = self
-                .record(
-                    ctx,
-                    user,
-                    Some(stored),
-                    action,
-                    AuditOutcome::Done,
-                    None,
-                    Some(detail),
-                    200,
-                )
+                .record(ctx, user, Some(stored), action, UserOutcome::Done, None, Some(detail))
                 .await;
             return Ok((result, deleted_delta(&before)));
         };
@@ -149,11 +130,11 @@ impl ActionsService {
         });
         let updated = tokio::time::timeout_at(self.box_deadline(ctx), write)
             .await
-            .map_err(|_| Failure::Box {
-                status: 504,
-                detail: "Box did not answer the change before this request ran out of time; it may have taken \
-                         effect. Repeating the request with a new Idempotency-Key reads the user from Box first"
-                    .into(),
+            .map_err(|_| {
+                Failure::unanswered(
+                    "Box did not answer the change before this request ran out of time; it may have taken \
+                     effect. Repeating the request with a new Idempotency-Key reads the user from Box first",
+                )
             })?
             .map_err(Failure::from_token)?;
         let after = if updated.status == UserStatus::Unknown {
@@ -216,35 +197,9 @@ impl ActionsService {
                 ..current.clone()
             })
             .await?;
-        let mut delta = SummaryDelta::default();
-        if before.holds_seat() && before.status != after {
-            match after {
-                UserStatus::Inactive => {
-                    delta.deactivated += 1;
-                    if before.status == UserStatus::Active {
-                        delta.histogram_remove.push(before.activity);
-                    }
-                }
-                UserStatus::Active => {
-                    if before.status == UserStatus::Inactive {
-                        delta.deactivated -= 1;
-                    }
-                    delta.histogram_add.push(before.activity);
-                }
-                _ => {}
-            }
-        }
+        let delta = status_delta(&before, after);
         let mut result = self
-            .record(
-                ctx,
-                user,
-                Some(stored),
-                action,
-                AuditOutcome::Done,
-                Some(after),
-                detail,
-                200,
-            )
+            .record(ctx, user, Some(stored), action, UserOutcome::Done, Some(after), detail)
             .await;
         result.sessions_ended = sessions_ended;
         Ok((result, delta))
@@ -292,11 +247,11 @@ impl ActionsService {
         let tenant = &ctx.call.tenant;
         let mut delta = SummaryDelta::default();
         let mut folder = None;
-        let out_of_time = || Failure::Box {
-            status: 504,
-            detail: "Box did not answer before this request ran out of time; the step may have taken effect. \
-                     Repeating the request with a new Idempotency-Key reads the user from Box first"
-                .into(),
+        let out_of_time = || {
+            Failure::unanswered(
+                "Box did not answer before this request ran out of time; the step may have taken effect. \
+                 Repeating the request with a new Idempotency-Key reads the user from Box first",
+            )
         };
         if let Some(to) = transfer_to {
             let transfer = self.tokens.with_token(tenant, |token| {
@@ -344,249 +299,12 @@ impl ActionsService {
                 &Action::Delete {
                     transfer_to: transfer_to.cloned(),
                 },
-                AuditOutcome::Done,
+                UserOutcome::Done,
                 None,
                 Some(detail),
-                200,
             )
             .await;
         result.transfer_folder = folder;
         Ok((result, delta))
-    }
-
-    /// Adjusts the summary by `delta` without losing a concurrent writer's adjustment.
-    pub(super) async fn apply_summary(
-        &self,
-        tenant: &TenantId,
-        delta: &SummaryDelta,
-    ) -> Result<(), crate::storage::StoreError> {
-        if delta.is_empty() {
-            return Ok(());
-        }
-        update_summary(&self.table, tenant, |summary| delta.apply(summary))
-            .await
-            .map(|_| ())
-    }
-}
-
-/// What the summary loses with a deleted user (`before`: their state until then).
-pub(super) fn deleted_delta(before: &UserLicense) -> SummaryDelta {
-    let mut delta = SummaryDelta::default();
-    if before.holds_seat() {
-        delta.seat_holders -= 1;
-        match before.status {
-            UserStatus::Inactive => delta.deactivated -= 1,
-            UserStatus::Active => delta.histogram_remove.push(before.activity),
-            _ => {}
-        }
-        if before.owns_content {
-            delta.content_owners -= 1;
-        }
-        if before.role.is_some_and(|r| r.is_admin()) {
-            delta.admins -= 1;
-        }
-    }
-    delta
-}
-
-/// The rails on Box's own answer, right before the write. `enterprise_id`: the connected one.
-pub(super) fn box_rails(user: &User, enterprise_id: Option<&str>) -> Option<Refusal> {
-    if let (Some(theirs), Some(ours)) = (user.enterprise.as_ref(), enterprise_id)
-        && theirs.id != ours
-    {
-        return Some(Refusal::OtherEnterprise);
-    }
-    if user.is_platform_access_only {
-        return Some(Refusal::NotManaged(UserKind::AppUser));
-    }
-    match user.role {
-        Some(role) if role.is_admin() => Some(Refusal::Admin),
-        Some(crate::boxapi::Role::User) => None,
-        _ => Some(Refusal::UnknownRole),
-    }
-}
-
-/// A change that did not happen (or happened only in part) after the rails let it through.
-#[derive(Debug)]
-pub(super) enum Failure {
-    /// Box refused before changing anything in a way the rails could not see (e.g. content found).
-    Refused(Refusal),
-    /// Box failed or refused: (HTTP status for a single request, what happened).
-    Box { status: u16, detail: String },
-    /// Box changed the user but seatsync could not store it.
-    Storage(String),
-}
-
-impl Failure {
-    pub(super) fn from_token(e: TokenError) -> Self {
-        match e {
-            TokenError::ReauthRequired { reason } => Failure::Refused(Refusal::NotConnected(format!(
-                "the Box connection must be authorized again ({reason}); a Box admin must reconnect \
-                 (POST /connections/box/start). Nothing was changed"
-            ))),
-            TokenError::NotConnected => Failure::Refused(Refusal::NotConnected(
-                "this tenant has no Box connection; a Box admin must connect (POST /connections/box/start). \
-                 Nothing was changed"
-                    .into(),
-            )),
-            TokenError::Box(e) => Self::from_box(e),
-            other => Failure::Box {
-                status: 502,
-                detail: format!("seatsync could not get a Box token ({other}); nothing was changed, try again"),
-            },
-        }
-    }
-
-    pub(super) fn from_box(e: BoxError) -> Self {
-        match &e {
-            BoxError::Forbidden(_) => Failure::Box {
-                status: 409,
-                detail: format!(
-                    "Box refused the change ({e}); the connected account may lack the permission. Nothing was changed"
-                ),
-            },
-            BoxError::NotFound(_) => Failure::Box {
-                status: 409,
-                detail: format!("Box no longer has this user ({e}); the next sync updates the license state"),
-            },
-            _ if e.is_transient() => Failure::Box {
-                status: 502,
-                detail: format!("Box did not answer in time ({e}); try again with the same Idempotency-Key later"),
-            },
-            _ => Failure::Box {
-                status: 502,
-                detail: format!("Box refused the change ({e})"),
-            },
-        }
-    }
-
-    pub(super) fn from_transfer(e: TokenError, to: &BoxUserId) -> Self {
-        if let TokenError::Box(BoxError::Forbidden(d)) = &e
-            && (d.code.as_deref() == Some("insufficient_scope")
-                || d.message.as_deref().is_some_and(|m| m.contains("root_readwrite")))
-        {
-            return Failure::Box {
-                status: 409,
-                detail: format!(
-                    "Box refused to move the content to {to}: the connection lacks the `root_readwrite` scope. \
-                     Reconnect Box with content transfer enabled (POST /connections/box/start with \
-                     `{{\"content_transfer\": true}}`, settings `content_transfer`). Nothing was changed"
-                ),
-            };
-        }
-        Self::from_token(e)
-    }
-
-    pub(super) fn from_delete(e: TokenError, transferred: bool) -> Self {
-        if let TokenError::Box(BoxError::OwnsContent(_)) = &e {
-            return if transferred {
-                Failure::Box {
-                    status: 409,
-                    detail: "the content transfer was accepted, but Box still counts content as owned by the \
-                             user, so it was not deleted yet (large transfers finish later at Box). Repeat the \
-                             delete later with a new Idempotency-Key"
-                        .into(),
-                }
-            } else {
-                Failure::Refused(Refusal::OwnsContent)
-            };
-        }
-        let mut failure = Self::from_token(e);
-        if transferred && let Failure::Box { detail, .. } = &mut failure {
-            detail.push_str(". The content was already moved; repeat the delete with `?transfer_to=` or without it");
-        }
-        failure
-    }
-
-    pub(super) async fn record(
-        self,
-        service: &ActionsService,
-        ctx: &Context<'_>,
-        user: &BoxUserId,
-        stored: &UserLicense,
-        action: &Action,
-    ) -> Result<UserResult, ApiError> {
-        match self {
-            Failure::Refused(refusal) => {
-                if refusal == Refusal::OwnsContent && !stored.owns_content {
-                    // Box knows better than the last sync: remember it so the next attempt is refused early.
-                    let _ = service
-                        .store_change(ctx, user, |current| UserLicense {
-                            owns_content: true,
-                            ..current.clone()
-                        })
-                        .await;
-                }
-                Ok(service.refuse(ctx, user, Some(stored), action, refusal).await)
-            }
-            Failure::Box { status, detail } => Ok(service
-                .record(
-                    ctx,
-                    user,
-                    Some(stored),
-                    action,
-                    AuditOutcome::Failed,
-                    None,
-                    Some(detail),
-                    status,
-                )
-                .await),
-            Failure::Storage(e) => {
-                let detail =
-                    format!("Box made the change, but seatsync could not store it ({e}); the next sync repairs it");
-                service
-                    .record(
-                        ctx,
-                        user,
-                        Some(stored),
-                        action,
-                        AuditOutcome::Failed,
-                        None,
-                        Some(detail),
-                        500,
-                    )
-                    .await;
-                Err(ApiError::Unexpected(anyhow::anyhow!(
-                    "storing the license state failed: {e}"
-                )))
-            }
-        }
-    }
-}
-
-impl From<Failure> for ApiError {
-    fn from(f: Failure) -> Self {
-        ApiError::Unexpected(anyhow::anyhow!("{f:?}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user(role: &str, enterprise: Option<&str>) -> User {
-        let mut json = serde_json::json!({"id": "11", "type": "user", "role": role});
-        if let Some(id) = enterprise {
-            json["enterprise"] = serde_json::json!({"id": id, "type": "enterprise", "name": "E"});
-        }
-        serde_json::from_value(json).expect("a Box user")
-    }
-
-    #[test]
-    fn box_rails_refuse_users_of_another_enterprise_administrators_and_unknown_roles() {
-        assert_eq!(box_rails(&user("user", Some("42")), Some("42")), None);
-        assert_eq!(
-            box_rails(&user("user", Some("7")), Some("42")),
-            Some(Refusal::OtherEnterprise)
-        );
-        assert_eq!(box_rails(&user("admin", Some("42")), Some("42")), Some(Refusal::Admin));
-        assert_eq!(
-            box_rails(&user("coadmin", Some("42")), Some("42")),
-            Some(Refusal::Admin)
-        );
-        assert_eq!(
-            box_rails(&user("something-new", Some("42")), Some("42")),
-            Some(Refusal::UnknownRole)
-        );
     }
 }

@@ -1,6 +1,9 @@
 //! The license-actions API as an axum router: thin handlers that take the identity, the path id,
-//! the `Idempotency-Key` and the body at the edge, call [`ActionsService`], and answer. Every
-//! rejection is problem+json. The routes are listed once in [`ROUTES`].
+//! the `Idempotency-Key` and the body at the edge, call [`ActionsService`] under the key, and
+//! answer its typed outcome (rendered and mapped to a status in `render.rs`). Every rejection is
+//! problem+json. The routes are listed once in [`ROUTES`].
+
+mod render;
 
 use std::sync::Arc;
 
@@ -13,9 +16,10 @@ use lambda_http::request::RequestContext;
 use serde::{Deserialize, Serialize};
 
 use super::idempotency::{fingerprint, valid_idempotency_key};
-use super::{Action, ActionsService, Answer, Call, MAX_BULK_USERS, MAX_REASON_CHARS, Options, Selection};
+use super::{Action, ActionsService, Call, MAX_BULK_USERS, MAX_REASON_CHARS, Options, Selection};
 use crate::api::{ApiError, ApiJson, ApiJsonOrDefault, Identity, TenantClaim, router_from};
 use crate::ids::BoxUserId;
+pub(super) use render::Answer;
 
 /// Every route of the actions API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,9 +231,8 @@ async fn deactivate(
         override_recent_activity: body.override_recent_activity,
     };
     let print = fingerprint("POST", uri.path(), &canonical(&body));
-    Ok(answer(
-        service.single(&call, user, Action::Deactivate, options, &print).await,
-    ))
+    let work = async { render::single(service.single(&call, user, Action::Deactivate, options).await) };
+    Ok(answer(service.idempotent(&call, body.dry_run, &print, work).await))
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %identity.tenant))]
@@ -249,9 +252,8 @@ async fn reactivate(
         override_recent_activity: false,
     };
     let print = fingerprint("POST", uri.path(), &canonical(&body));
-    Ok(answer(
-        service.single(&call, user, Action::Reactivate, options, &print).await,
-    ))
+    let work = async { render::single(service.single(&call, user, Action::Reactivate, options).await) };
+    Ok(answer(service.idempotent(&call, body.dry_run, &print, work).await))
 }
 
 /// `DELETE /users/{id}?transfer_to=&dry_run=&reason=&override_recent_activity=`.
@@ -324,11 +326,14 @@ async fn delete_user(
         override_recent_activity: q.override_recent_activity,
     };
     let print = fingerprint("DELETE", uri.path(), &canonical(&q));
-    Ok(answer(
-        service
-            .single(&call, user, Action::Delete { transfer_to }, options, &print)
-            .await,
-    ))
+    let work = async {
+        render::single(
+            service
+                .single(&call, user, Action::Delete { transfer_to }, options)
+                .await,
+        )
+    };
+    Ok(answer(service.idempotent(&call, q.dry_run, &print, work).await))
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %identity.tenant))]
@@ -383,7 +388,8 @@ async fn bulk_deactivate(
         override_recent_activity: body.override_recent_activity,
     };
     let print = fingerprint("POST", Route::BulkDeactivate.path(), &canonical(&body));
-    Ok(answer(service.bulk(&call, selection, options, &print).await))
+    let work = async { render::bulk(service.bulk(&call, selection, options).await) };
+    Ok(answer(service.idempotent(&call, body.dry_run, &print, work).await))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `Idempotency-Key`: the first answer to a write is stored under the tenant
+//! `Idempotency-Key`, at the HTTP edge: the first rendered answer to a write is stored under the tenant
 //! (`IDEMPOTENCY#<key>`, 24 hours) with a hash of the request; a replay gets that answer again
 //! without touching Box, the same key with another request gets 422, and a key whose first
 //! request is still running gets 409 with `Retry-After`. A request that failed before any Box
@@ -15,7 +15,8 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{ActionsService, Answer, Call};
+use super::http::Answer;
+use super::{ActionsService, Call};
 use crate::api::ApiError;
 use crate::problem::Problem;
 use crate::storage::VersionedOutcome;
@@ -63,14 +64,29 @@ struct Item {
     lease_until_ms: Option<i64>,
 }
 
+impl Item {
+    /// The stored answer of a finished request, to replay as it was first given.
+    fn stored_answer(&self) -> Option<Answer> {
+        match (self.state, self.status, &self.body) {
+            (State::Done, Some(status), Some(body)) => Some(Answer {
+                status,
+                content_type: self.content_type.clone().unwrap_or_else(|| "application/json".into()),
+                body: body.clone(),
+                retry_after: None,
+            }),
+            _ => None,
+        }
+    }
+}
+
 enum Begin {
     Run,
     Answer(Answer),
 }
 
 impl ActionsService {
-    /// Runs `work` at most once per key. `work` answers and says whether Box may have been
-    /// written to (then the answer is kept even when it is an error). Dry runs change nothing
+    /// Runs `work` at most once per key. `work` answers (rendered) and says whether Box may have
+    /// been written to (then the answer is kept even when it is an error). Dry runs change nothing
     /// and are not bound to a key.
     pub(super) async fn idempotent<Fut>(&self, call: &Call, dry_run: bool, fingerprint: &str, work: Fut) -> Answer
     where
@@ -162,13 +178,8 @@ impl ActionsService {
                     field: Some("Idempotency-Key".into()),
                 });
             }
-            if let (State::Done, Some(status), Some(body)) = (found.state, found.status, &found.body) {
-                return Ok(Begin::Answer(Answer {
-                    status,
-                    content_type: found.content_type.unwrap_or_else(|| "application/json".into()),
-                    body: body.clone(),
-                    retry_after: None,
-                }));
+            if let Some(answer) = found.stored_answer() {
+                return Ok(Begin::Answer(answer));
             }
             // Items from before leases: the longest an invocation could have run.
             let lease_until = found.lease_until_ms.unwrap_or_else(|| {
@@ -217,6 +228,64 @@ mod tests {
         for bad in ["", "a b", "a/b", "é", &"k".repeat(129)] {
             assert!(!valid_idempotency_key(bad), "{bad:?}");
         }
+    }
+
+    /// A finished record as the version before the typed outcomes stored it (attribute for
+    /// attribute, as DynamoDB holds it): records written before a deploy replay after it.
+    #[test]
+    fn records_stored_before_the_typed_outcomes_replay_unchanged() {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let n = |v: &str| AttributeValue::N(v.to_owned());
+        let body = r#"{"type":"https://seatsync.dev/problems/action-failed","title":"Bad Gateway","status":502,"detail":"Box refused the change"}"#;
+        let record: std::collections::HashMap<String, AttributeValue> = [
+            ("request_hash", s("abc123")),
+            ("state", s("done")),
+            ("created_at", s("2026-11-30T10:00:00.123456Z")),
+            ("status", n("502")),
+            ("content_type", s("application/problem+json")),
+            ("body", s(body)),
+            ("expires_at", n("1796205600")),
+            ("lease_until_ms", AttributeValue::Null(true)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let item: Item = serde_dynamo::aws_sdk_dynamodb_1::from_item(record.clone()).expect("today's record decodes");
+        let written: std::collections::HashMap<String, AttributeValue> =
+            serde_dynamo::aws_sdk_dynamodb_1::to_item(&item).expect("an item encodes");
+        assert_eq!(written, record, "the stored format is unchanged");
+        assert_eq!(item.request_hash, "abc123");
+        assert_eq!(
+            item.stored_answer(),
+            Some(Answer {
+                status: 502,
+                content_type: "application/problem+json".into(),
+                body: body.into(),
+                retry_after: None,
+            })
+        );
+    }
+
+    #[test]
+    fn records_without_a_content_type_replay_as_json() {
+        let item: Item = serde_json::from_value(serde_json::json!({
+            "request_hash": "h", "state": "done", "created_at": "2026-11-30T10:00:00Z",
+            "status": 200, "body": "{}", "expires_at": 1
+        }))
+        .expect("an item");
+        let answer = item.stored_answer().expect("an answer");
+        assert_eq!((answer.status, answer.content_type.as_str()), (200, "application/json"));
+    }
+
+    #[test]
+    fn requests_still_in_progress_have_no_answer_to_replay() {
+        let item: Item = serde_json::from_value(serde_json::json!({
+            "request_hash": "h", "state": "in_progress", "created_at": "2026-11-30T10:00:00Z",
+            "expires_at": 1, "lease_until_ms": 5
+        }))
+        .expect("an item");
+        assert_eq!(item.stored_answer(), None);
     }
 
     #[test]

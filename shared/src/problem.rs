@@ -69,11 +69,11 @@ impl Problem {
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(404, "Not Found", detail)
+        Self::of_status(404, detail)
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(400, "Bad Request", detail)
+        Self::of_status(400, detail)
     }
 }
 

@@ -6,10 +6,10 @@
 use chrono::Utc;
 
 use super::failure::Failure;
+use super::outcome::ActionsError;
 use super::rails::Refusal;
 use super::summary::{SummaryDelta, deleted_delta, refresh_delta, status_delta};
 use super::{Action, ActionsService, Context, DELETE_BILLING_NOTE, TRANSFER_NOTE, UserOutcome, UserResult};
-use crate::api::ApiError;
 use crate::boxapi::{BoxError, User, UserStatus};
 use crate::ids::BoxUserId;
 use crate::license::UserLicense;
@@ -61,7 +61,7 @@ impl ActionsService {
         ctx: &Context<'_>,
         stored: &UserLicense,
         box_user: &User,
-    ) -> Result<(UserLicense, SummaryDelta), ApiError> {
+    ) -> Result<(UserLicense, SummaryDelta), ActionsError> {
         let updated = update_user(&self.table, &ctx.call.tenant, &stored.box_user_id, |current| {
             let next = UserLicense {
                 role: box_user.role,
@@ -73,7 +73,7 @@ impl ActionsService {
             (next != *current).then_some(next)
         })
         .await
-        .map_err(|e| ApiError::Unexpected(e.into()))?;
+        .map_err(|e| ActionsError::Internal(e.into()))?;
         let Some((before, after)) = updated else {
             return Ok((stored.clone(), SummaryDelta::default()));
         };

@@ -2,9 +2,9 @@
 //! answer in time, or seatsync could not store the result. A [`Failure`] says *what* happened;
 //! which HTTP status that becomes is the HTTP edge's business (`http/render.rs`).
 
+use super::outcome::ActionsError;
 use super::rails::Refusal;
 use super::{Action, ActionsService, Context, UserOutcome, UserResult};
-use crate::api::ApiError;
 use crate::boxapi::BoxError;
 use crate::ids::BoxUserId;
 use crate::license::UserLicense;
@@ -142,7 +142,7 @@ impl Failure {
         user: &BoxUserId,
         stored: &UserLicense,
         action: &Action,
-    ) -> Result<UserResult, ApiError> {
+    ) -> Result<UserResult, ActionsError> {
         match self {
             Failure::Refused(refusal) => {
                 if refusal == Refusal::OwnsContent && !stored.owns_content {
@@ -181,7 +181,7 @@ impl Failure {
                         Some(detail),
                     )
                     .await;
-                Err(ApiError::Unexpected(anyhow::anyhow!(
+                Err(ActionsError::Internal(anyhow::anyhow!(
                     "storing the license state failed: {e}"
                 )))
             }
@@ -189,8 +189,8 @@ impl Failure {
     }
 }
 
-impl From<Failure> for ApiError {
+impl From<Failure> for ActionsError {
     fn from(f: Failure) -> Self {
-        ApiError::Unexpected(anyhow::anyhow!("{f:?}"))
+        ActionsError::Internal(anyhow::anyhow!("{f:?}"))
     }
 }

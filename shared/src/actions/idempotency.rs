@@ -189,9 +189,8 @@ impl ActionsService {
             });
             let left_ms = lease_until - Utc::now().timestamp_millis();
             if left_ms > 0 {
-                let mut answer = Answer::problem(&Problem::new(
+                let mut answer = Answer::problem(&Problem::of_status(
                     409,
-                    "Conflict",
                     "a request with this Idempotency-Key is still in progress; retry with the same key after \
                      the Retry-After seconds to read its answer (or to complete it, should it have been cut off)",
                 ));
@@ -209,9 +208,8 @@ impl ActionsService {
                 return Ok(Begin::Run);
             }
         }
-        Ok(Begin::Answer(Answer::problem(&Problem::new(
+        Ok(Begin::Answer(Answer::problem(&Problem::of_status(
             409,
-            "Conflict",
             "the Idempotency-Key kept changing state; retry with the same key",
         ))))
     }

@@ -24,7 +24,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::api::ApiError;
 use crate::audit::{AuditAction, AuditLog};
 use crate::boxapi::{BoxClient, UserStatus};
 use crate::connection::{ConnectionRecord, Connections};
@@ -38,7 +37,7 @@ use crate::tokens::TokenProvider;
 pub use failure::Fault;
 pub use http::{ROUTES, Route, router};
 pub use idempotency::{IDEMPOTENCY_TTL_HOURS, valid_idempotency_key};
-pub use outcome::{BulkOutcome, SingleOutcome, Unfinished, UserOutcome, UserResult};
+pub use outcome::{ActionsError, BulkOutcome, SingleOutcome, Unfinished, UserOutcome, UserResult};
 pub use rails::Refusal;
 use summary::SummaryDelta;
 
@@ -234,13 +233,13 @@ impl ActionsService {
         &self.config
     }
 
-    async fn context<'a>(&self, call: &'a Call, options: &'a Options) -> Result<Context<'a>, ApiError> {
+    async fn context<'a>(&self, call: &'a Call, options: &'a Options) -> Result<Context<'a>, ActionsError> {
         let (connection, settings) = tokio::join!(self.connections.get(&call.tenant), self.settings.get(&call.tenant));
         Ok(Context {
             call,
             options,
-            connection: connection.map_err(|e| ApiError::Unexpected(e.into()))?,
-            settings: settings.map_err(|e| ApiError::Unexpected(e.into()))?,
+            connection: connection.map_err(|e| ActionsError::Internal(e.into()))?,
+            settings: settings.map_err(|e| ActionsError::Internal(e.into()))?,
             now: Utc::now(),
             deadline: self.deadline(call),
         })
@@ -254,7 +253,7 @@ impl ActionsService {
         user: BoxUserId,
         action: Action,
         options: Options,
-    ) -> Result<SingleOutcome, ApiError> {
+    ) -> Result<SingleOutcome, ActionsError> {
         let ctx = self.context(call, &options).await?;
         let (result, delta) = self.act(&ctx, &user, &action, None).await?;
         if let Err(e) = self.apply_summary(&call.tenant, &delta).await {
@@ -269,7 +268,7 @@ impl ActionsService {
 
     /// Many users: by id, or every active seat holder inactive for at least `inactive_days`.
     pub async fn bulk(&self, call: &Call, selection: Selection, options: Options) -> Result<BulkOutcome, Unfinished> {
-        let unfinished = |error: ApiError| Unfinished {
+        let unfinished = |error: ActionsError| Unfinished {
             error,
             touched_box: false,
         };
@@ -280,7 +279,7 @@ impl ActionsService {
             .map_err(unfinished)?;
         let started = tokio::time::Instant::now();
         let ctx = &ctx;
-        let results: Vec<Result<(UserResult, SummaryDelta), ApiError>> =
+        let results: Vec<Result<(UserResult, SummaryDelta), ActionsError>> =
             futures::StreamExt::collect(futures::StreamExt::buffered(
                 futures::stream::iter(targets.into_iter().map(|(id, preloaded)| async move {
                     if started.elapsed() > BULK_TIME_BUDGET {
@@ -324,13 +323,13 @@ impl ActionsService {
         tenant: &TenantId,
         selection: &Selection,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<(BoxUserId, Option<UserLicense>)>, usize), ApiError> {
+    ) -> Result<(Vec<(BoxUserId, Option<UserLicense>)>, usize), ActionsError> {
         match selection {
             Selection::Ids(ids) => Ok((ids.iter().map(|id| (id.clone(), None)).collect(), 0)),
             Selection::InactiveDays(days) => {
                 let users = LicenseStore::load_users(&self.table, tenant)
                     .await
-                    .map_err(|e| ApiError::Unexpected(e.into()))?;
+                    .map_err(|e| ActionsError::Internal(e.into()))?;
                 let cutoff = now - Duration::days(i64::from(*days));
                 let mut chosen: Vec<UserLicense> = users
                     .into_values()

@@ -5,7 +5,6 @@
 use super::Action;
 use super::failure::Fault;
 use super::rails::Refusal;
-use crate::api::ApiError;
 use crate::audit::AuditOutcome;
 
 /// How one attempt on one user ended.
@@ -88,10 +87,18 @@ impl BulkOutcome {
     }
 }
 
+/// What stops the actions domain from giving a typed outcome at all: seatsync's own failure
+/// (storage, an invariant). Rails, Box's refusals and Box's failures are outcomes, not errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionsError {
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
 /// A bulk request cut short by seatsync's own failure; Box may already have changed some users.
 #[derive(Debug)]
 pub struct Unfinished {
-    pub error: ApiError,
+    pub error: ActionsError,
     pub touched_box: bool,
 }
 

@@ -5,10 +5,10 @@
 
 use chrono::{Duration, NaiveTime, Utc};
 
+use super::outcome::ActionsError;
 use super::rails::{self, Facts, Refusal, box_rails};
 use super::summary::SummaryDelta;
 use super::{Action, ActionsService, Context, DELETE_BILLING_NOTE, UserOutcome, UserResult, daily_counter_sk};
-use crate::api::ApiError;
 use crate::audit::{AuditOutcome, AuditRecord};
 use crate::boxapi::{User, UserStatus};
 use crate::ids::BoxUserId;
@@ -25,18 +25,18 @@ impl ActionsService {
         user: &BoxUserId,
         action: &Action,
         preloaded: Option<UserLicense>,
-    ) -> Result<(UserResult, SummaryDelta), ApiError> {
+    ) -> Result<(UserResult, SummaryDelta), ActionsError> {
         let tenant = &ctx.call.tenant;
         let stored = match preloaded {
             Some(u) => Some(u),
             None => LicenseStore::get_user(&self.table, tenant, user.as_str())
                 .await
-                .map_err(|e| ApiError::Unexpected(e.into()))?,
+                .map_err(|e| ActionsError::Internal(e.into()))?,
         };
         let transfer_target = match action {
             Action::Delete { transfer_to: Some(to) } => LicenseStore::get_user(&self.table, tenant, to.as_str())
                 .await
-                .map_err(|e| ApiError::Unexpected(e.into()))?,
+                .map_err(|e| ActionsError::Internal(e.into()))?,
             _ => None,
         };
         let facts = Facts {
@@ -53,7 +53,7 @@ impl ActionsService {
         }
         // The rails refuse users that are not stored; should that ever change, fail cleanly.
         let Some(stored) = stored else {
-            return Err(ApiError::Unexpected(anyhow::anyhow!(
+            return Err(ActionsError::Internal(anyhow::anyhow!(
                 "a user passed the rails without a stored license state"
             )));
         };
@@ -228,7 +228,7 @@ impl ActionsService {
     }
 
     /// One slot of the tenant's daily cap; `false` when none is left.
-    async fn take_slot(&self, ctx: &Context<'_>) -> Result<bool, ApiError> {
+    async fn take_slot(&self, ctx: &Context<'_>) -> Result<bool, ActionsError> {
         let day = ctx.now.date_naive();
         let expires_at = (day + Duration::days(3)).and_time(NaiveTime::MIN).and_utc().timestamp();
         let taken = self
@@ -240,7 +240,7 @@ impl ActionsService {
                 expires_at,
             )
             .await
-            .map_err(|e| ApiError::Unexpected(e.into()))?;
+            .map_err(|e| ActionsError::Internal(e.into()))?;
         Ok(taken.is_some())
     }
 

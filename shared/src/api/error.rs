@@ -55,28 +55,22 @@ impl ApiError {
             None => p,
         };
         match self {
-            Self::Unauthorized(detail) => Problem::new(401, "Unauthorized", detail.clone()).with_type("unauthorized"),
+            Self::Unauthorized(detail) => Problem::of_status(401, detail.clone()).with_type("unauthorized"),
             Self::BadRequest { detail, field } => with_field(Problem::bad_request(detail.clone()), field),
             Self::NotFound(detail) => Problem::not_found(detail.clone()),
-            Self::MethodNotAllowed => Problem::new(
+            Self::MethodNotAllowed => Problem::of_status(
                 405,
-                "Method Not Allowed",
                 "this path does not accept that method; see the API description (openapi/seatsync.yaml)",
             ),
-            Self::Conflict(detail) => Problem::new(409, "Conflict", detail.clone()).with_type("conflict"),
-            Self::PayloadTooLarge => Problem::new(
-                413,
-                "Payload Too Large",
-                format!("the request body must be at most {BODY_LIMIT} bytes"),
-            ),
-            Self::UnsupportedMediaType(detail) => Problem::new(415, "Unsupported Media Type", detail.clone()),
-            Self::Unprocessable { detail, field } => {
-                with_field(Problem::new(422, "Unprocessable Content", detail.clone()), field)
+            Self::Conflict(detail) => Problem::of_status(409, detail.clone()).with_type("conflict"),
+            Self::PayloadTooLarge => {
+                Problem::of_status(413, format!("the request body must be at most {BODY_LIMIT} bytes"))
             }
-            Self::BadGateway(detail) => Problem::new(502, "Bad Gateway", detail.clone()).with_type("box-unavailable"),
-            Self::Unexpected(_) => Problem::new(
+            Self::UnsupportedMediaType(detail) => Problem::of_status(415, detail.clone()),
+            Self::Unprocessable { detail, field } => with_field(Problem::of_status(422, detail.clone()), field),
+            Self::BadGateway(detail) => Problem::of_status(502, detail.clone()).with_type("box-unavailable"),
+            Self::Unexpected(_) => Problem::of_status(
                 500,
-                "Internal Server Error",
                 "seatsync could not complete the request; nothing was changed that needs undoing. Try again later",
             ),
         }

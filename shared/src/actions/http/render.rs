@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use crate::actions::{
-    Action, BulkOutcome, DELETE_BILLING_NOTE, Fault, Refusal, SingleOutcome, TRANSFER_NOTE, Unfinished, UserOutcome,
-    UserResult,
+    Action, ActionsError, BulkOutcome, DELETE_BILLING_NOTE, Fault, Refusal, SingleOutcome, TRANSFER_NOTE, Unfinished,
+    UserOutcome, UserResult,
 };
 use crate::api::ApiError;
 use crate::audit::AuditOutcome;
@@ -71,11 +71,19 @@ fn refusal_status(refusal: &Refusal) -> u16 {
     }
 }
 
+impl From<ActionsError> for ApiError {
+    fn from(e: ActionsError) -> Self {
+        match e {
+            ActionsError::Internal(cause) => ApiError::Unexpected(cause),
+        }
+    }
+}
+
 /// A single-user answer and whether Box may have been written to.
-pub(super) fn single(outcome: Result<SingleOutcome, ApiError>) -> (Answer, bool) {
+pub(super) fn single(outcome: Result<SingleOutcome, ActionsError>) -> (Answer, bool) {
     match outcome {
         Ok(o) => (single_answer(&o.result, &o.action, o.dry_run), o.touched_box()),
-        Err(e) => (Answer::error(&e), false),
+        Err(e) => (Answer::error(&e.into()), false),
     }
 }
 
@@ -83,7 +91,7 @@ pub(super) fn single(outcome: Result<SingleOutcome, ApiError>) -> (Answer, bool)
 pub(super) fn bulk(outcome: Result<BulkOutcome, Unfinished>) -> (Answer, bool) {
     match outcome {
         Ok(o) => (bulk_answer(&o), o.touched_box()),
-        Err(Unfinished { error, touched_box }) => (Answer::error(&error), touched_box),
+        Err(Unfinished { error, touched_box }) => (Answer::error(&error.into()), touched_box),
     }
 }
 
@@ -350,7 +358,7 @@ mod tests {
     #[test]
     fn an_unfinished_bulk_request_is_kept_when_box_was_touched() {
         let (answer, touched) = bulk(Err(Unfinished {
-            error: ApiError::Unexpected(anyhow::anyhow!("storage down")),
+            error: ActionsError::Internal(anyhow::anyhow!("storage down")),
             touched_box: true,
         }));
         assert_eq!(answer.status, 500);

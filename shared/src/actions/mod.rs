@@ -22,13 +22,13 @@ mod summary;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::audit::{AuditAction, AuditLog};
 use crate::boxapi::{BoxClient, UserStatus};
 use crate::connection::{ConnectionRecord, Connections};
 use crate::ids::{BoxUserId, TenantId};
-use crate::license::{Activity, UserLicense};
+use crate::license::UserLicense;
 use crate::settings::{SettingsStore, TenantSettings};
 use crate::storage::Table;
 use crate::sync::LicenseStore;
@@ -330,15 +330,9 @@ impl ActionsService {
                 let users = LicenseStore::load_users(&self.table, tenant)
                     .await
                     .map_err(|e| ActionsError::Internal(e.into()))?;
-                let cutoff = now - Duration::days(i64::from(*days));
                 let mut chosen: Vec<UserLicense> = users
                     .into_values()
-                    .filter(|u| u.holds_seat() && u.status == UserStatus::Active)
-                    .filter(|u| match u.activity {
-                        Activity::Seen { at, .. } => at < cutoff,
-                        Activity::Never => true,
-                        Activity::NoData => false,
-                    })
+                    .filter(|u| rails::selected_as_inactive(u, *days, now))
                     .collect();
                 // The longest idle first (never active before anyone), so a capped run takes the clearest cases.
                 chosen.sort_by(|a, b| {

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -102,17 +102,13 @@ pub fn activity_state(user: &UserLicense, inactive_days: u16, now: DateTime<Utc>
         Activity::Never => ActivityState::Never,
         Activity::NoData => ActivityState::NoData,
         Activity::Seen { at, .. } => {
-            if at.date_naive() < cutoff(inactive_days, now) {
+            if crate::license::inactive_for(at, i64::from(inactive_days), now) {
                 ActivityState::Inactive
             } else {
                 ActivityState::Active
             }
         }
     }
-}
-
-fn cutoff(days: u16, now: DateTime<Utc>) -> NaiveDate {
-    (now - Duration::days(i64::from(days))).date_naive()
 }
 
 /// Whether `user` is in the list for `query`. Activity states other than `removed` are about
@@ -305,6 +301,7 @@ fn origin_str(origin: Option<ActivityOrigin>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Duration;
 
     fn user(id: &str, login: &str, activity: Activity) -> UserLicense {
         UserLicense {

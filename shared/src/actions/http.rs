@@ -8,16 +8,17 @@ mod render;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRef, RawQuery, State};
+use axum::extract::{FromRef, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, post};
-use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::idempotency::{fingerprint, valid_idempotency_key};
 use super::{Action, ActionsService, Call, MAX_BULK_USERS, MAX_REASON_CHARS, Options, Selection};
-use crate::api::{ApiError, ApiJson, ApiJsonOrDefault, Identity, TenantClaim, router_from};
+use crate::api::text::has_control;
+use crate::api::{ApiError, ApiJson, ApiJsonOrDefault, ApiPath, ApiQuery, Identity, RouteTable, TenantClaim};
 use crate::ids::BoxUserId;
 pub(super) use render::Answer;
 
@@ -30,7 +31,7 @@ pub enum Route {
     BulkDeactivate,
 }
 
-/// The routes the router serves (the OpenAPI fragment `openapi/paths-actions.yaml` describes exactly these).
+/// The routes the router serves (`openapi/seatsync.yaml` describes exactly these; `openapi_routes` checks it).
 pub const ROUTES: [Route; 4] = [
     Route::Deactivate,
     Route::Reactivate,
@@ -38,22 +39,17 @@ pub const ROUTES: [Route; 4] = [
     Route::BulkDeactivate,
 ];
 
-impl Route {
-    pub fn method_and_path(self) -> (&'static str, &'static str) {
+impl RouteTable for Route {
+    type State = Arc<ActionsService>;
+    const ALL: &'static [Self] = &ROUTES;
+
+    fn method_and_path(self) -> (&'static str, &'static str) {
         match self {
             Route::Deactivate => ("POST", "/users/{box_user_id}/deactivate"),
             Route::Reactivate => ("POST", "/users/{box_user_id}/reactivate"),
             Route::Delete => ("DELETE", "/users/{box_user_id}"),
             Route::BulkDeactivate => ("POST", "/users/deactivate"),
         }
-    }
-
-    pub fn method(self) -> &'static str {
-        self.method_and_path().0
-    }
-
-    pub fn path(self) -> &'static str {
-        self.method_and_path().1
     }
 
     fn handler(self) -> MethodRouter<Arc<ActionsService>> {
@@ -74,7 +70,7 @@ impl FromRef<Arc<ActionsService>> for TenantClaim {
 
 /// The actions API. Unknown paths answer 404 and wrong methods 405, both as problem+json.
 pub fn router(service: Arc<ActionsService>) -> Router {
-    router_from(&ROUTES, |r| (r.path(), r.handler()), service)
+    crate::api::router::<Route>(service)
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -120,22 +116,12 @@ fn answer(a: Answer) -> Response {
     let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let content_type = HeaderValue::from_str(&a.content_type).unwrap_or(HeaderValue::from_static("application/json"));
     let mut response = (status, [(header::CONTENT_TYPE, content_type)], a.body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(seconds) = a.retry_after {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
-}
-
-/// The `{box_user_id}` segment, parsed (the router matched `/users/<segment>[/…]`).
-fn target(uri: &Uri) -> Result<BoxUserId, ApiError> {
-    let segment = uri.path().split('/').nth(2).unwrap_or_default();
-    BoxUserId::parse(segment)
-        .map_err(|_| ApiError::invalid_field("box_user_id", "the Box user id in the path must be 1 to 20 digits"))
 }
 
 fn reason(raw: Option<&str>, required: bool) -> Result<Option<String>, ApiError> {
@@ -156,7 +142,7 @@ fn reason(raw: Option<&str>, required: bool) -> Result<Option<String>, ApiError>
             format!("`reason` must be 1 to {MAX_REASON_CHARS} characters"),
         ));
     }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n') {
+    if has_control(trimmed, &['\n']) {
         return Err(ApiError::invalid_field(
             "reason",
             "`reason` must not contain control characters",
@@ -218,19 +204,18 @@ fn canonical<T: Serialize>(body: &T) -> String {
 async fn deactivate(
     State(service): State<Arc<ActionsService>>,
     identity: Identity,
-    uri: Uri,
+    ApiPath(user): ApiPath<BoxUserId>,
     headers: HeaderMap,
     extensions: http::Extensions,
     ApiJson(body): ApiJson<DeactivateBody>,
 ) -> Result<Response, ApiError> {
-    let user = target(&uri)?;
     let call = call(identity, &extensions, &headers)?;
     let options = Options {
         reason: reason(Some(&body.reason), true)?,
         dry_run: body.dry_run,
         override_recent_activity: body.override_recent_activity,
     };
-    let print = fingerprint("POST", uri.path(), &canonical(&body));
+    let print = fingerprint("POST", &format!("/users/{user}/deactivate"), &canonical(&body));
     let work = async { render::single(service.single(&call, user, Action::Deactivate, options).await) };
     Ok(answer(service.idempotent(&call, body.dry_run, &print, work).await))
 }
@@ -239,93 +224,70 @@ async fn deactivate(
 async fn reactivate(
     State(service): State<Arc<ActionsService>>,
     identity: Identity,
-    uri: Uri,
+    ApiPath(user): ApiPath<BoxUserId>,
     headers: HeaderMap,
     extensions: http::Extensions,
     ApiJsonOrDefault(body): ApiJsonOrDefault<ReactivateBody>,
 ) -> Result<Response, ApiError> {
-    let user = target(&uri)?;
     let call = call(identity, &extensions, &headers)?;
     let options = Options {
         reason: reason(body.reason.as_deref(), false)?,
         dry_run: body.dry_run,
         override_recent_activity: false,
     };
-    let print = fingerprint("POST", uri.path(), &canonical(&body));
+    let print = fingerprint("POST", &format!("/users/{user}/reactivate"), &canonical(&body));
     let work = async { render::single(service.single(&call, user, Action::Reactivate, options).await) };
     Ok(answer(service.idempotent(&call, body.dry_run, &print, work).await))
 }
 
-/// `DELETE /users/{id}?transfer_to=&dry_run=&reason=&override_recent_activity=`.
-#[derive(Debug, Default, Serialize)]
+/// `DELETE /users/{id}?transfer_to=&dry_run=&reason=&override_recent_activity=`. Serialized
+/// (as the idempotency fingerprint's canonical form) exactly as it always was.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 struct DeleteQuery {
-    transfer_to: Option<String>,
+    #[serde(default, deserialize_with = "transfer_target")]
+    transfer_to: Option<BoxUserId>,
+    #[serde(default, deserialize_with = "flag")]
     dry_run: bool,
+    #[serde(default)]
     reason: Option<String>,
+    #[serde(default, deserialize_with = "flag")]
     override_recent_activity: bool,
 }
 
-fn delete_query(raw: Option<&str>) -> Result<DeleteQuery, ApiError> {
-    let mut q = DeleteQuery::default();
-    let flag = |name: &str, value: &str| match value {
+/// A query flag: `true`, or `false` (also when given empty, as `?dry_run=`).
+fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match String::deserialize(d)?.as_str() {
         "true" => Ok(true),
         "false" | "" => Ok(false),
-        _ => Err(ApiError::invalid_field(
-            name,
-            format!("`{name}` must be `true` or `false`"),
-        )),
-    };
-    let raw = raw.unwrap_or_default();
-    if raw.len() > 2048 {
-        return Err(ApiError::bad_request("the query string is too long"));
+        _ => Err(serde::de::Error::custom("must be `true` or `false`")),
     }
-    for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
-        match key.as_ref() {
-            "transfer_to" => {
-                BoxUserId::parse(&value).map_err(|_| {
-                    ApiError::invalid_field("transfer_to", "`transfer_to` must be a Box user id (1 to 20 digits)")
-                })?;
-                q.transfer_to = Some(value.into_owned());
-            }
-            "dry_run" => q.dry_run = flag("dry_run", &value)?,
-            "override_recent_activity" => q.override_recent_activity = flag("override_recent_activity", &value)?,
-            "reason" => q.reason = Some(value.into_owned()),
-            other => {
-                let other: String = other.chars().filter(|c| !c.is_control()).take(64).collect();
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter `{other}`; this route takes `transfer_to`, `dry_run`, `reason` and \
-                     `override_recent_activity`"
-                )));
-            }
-        }
-    }
-    Ok(q)
+}
+
+fn transfer_target<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BoxUserId>, D::Error> {
+    let raw = String::deserialize(d)?;
+    BoxUserId::parse(&raw)
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom("must be a Box user id (1 to 20 digits)"))
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %identity.tenant))]
 async fn delete_user(
     State(service): State<Arc<ActionsService>>,
     identity: Identity,
-    uri: Uri,
+    ApiPath(user): ApiPath<BoxUserId>,
     headers: HeaderMap,
     extensions: http::Extensions,
-    RawQuery(query): RawQuery,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<Response, ApiError> {
-    let user = target(&uri)?;
-    let q = delete_query(query.as_deref())?;
     let call = call(identity, &extensions, &headers)?;
-    let transfer_to = q
-        .transfer_to
-        .as_deref()
-        .map(BoxUserId::parse)
-        .transpose()
-        .map_err(|_| ApiError::invalid_field("transfer_to", "`transfer_to` must be a Box user id (1 to 20 digits)"))?;
+    let transfer_to = q.transfer_to.clone();
     let options = Options {
         reason: reason(q.reason.as_deref(), false)?,
         dry_run: q.dry_run,
         override_recent_activity: q.override_recent_activity,
     };
-    let print = fingerprint("DELETE", uri.path(), &canonical(&q));
+    let print = fingerprint("DELETE", &format!("/users/{user}"), &canonical(&q));
     let work = async {
         render::single(
             service
@@ -397,21 +359,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes_are_unique() {
-        let mut seen: Vec<_> = ROUTES.iter().map(|r| r.method_and_path()).collect();
-        seen.sort();
-        seen.dedup();
-        assert_eq!(seen.len(), ROUTES.len());
-    }
-
-    #[test]
     fn delete_queries_are_strict() {
-        let q = delete_query(Some("transfer_to=42&dry_run=true")).unwrap();
-        assert_eq!(q.transfer_to.as_deref(), Some("42"));
+        let delete_query = |raw: &str| crate::api::parse_query::<DeleteQuery>(Some(raw));
+        let q = delete_query("transfer_to=42&dry_run=true").unwrap();
+        assert_eq!(q.transfer_to.as_ref().map(BoxUserId::as_str), Some("42"));
         assert!(q.dry_run);
-        assert!(delete_query(Some("transfer_to=..%2F1")).is_err());
-        assert!(delete_query(Some("dry_run=yes")).is_err());
-        assert!(delete_query(Some("force=true")).is_err());
+        assert!(!delete_query("dry_run=").unwrap().dry_run, "an empty flag is false");
+        let field = |raw: &str| delete_query(raw).unwrap_err().problem().field;
+        assert_eq!(field("transfer_to=..%2F1").as_deref(), Some("transfer_to"));
+        assert_eq!(field("dry_run=yes").as_deref(), Some("dry_run"));
+        assert_eq!(field("force=true").as_deref(), Some("query"));
+        assert_eq!(field("dry_run=true&dry_run=false").as_deref(), Some("dry_run"));
     }
 
     #[test]

@@ -148,5 +148,6 @@ mod tests {
     fn every_route_table_lists_each_method_and_path_once() {
         assert_eq!(duplicate_routes(crate::connect::ROUTES.as_slice()), []);
         assert_eq!(duplicate_routes(crate::reports::ROUTES.as_slice()), []);
+        assert_eq!(duplicate_routes(crate::actions::ROUTES.as_slice()), []);
     }
 }

@@ -197,11 +197,6 @@ impl std::fmt::Debug for ActionsService {
     }
 }
 
-/// Sort key of a tenant's change counter for one UTC day.
-fn daily_counter_sk(day: chrono::NaiveDate) -> String {
-    format!("ACTIONS#{}", day.format("%Y-%m-%d"))
-}
-
 impl ActionsService {
     /// `box_api` should be built with [`crate::boxapi::RetryPolicy::interactive`] (API Gateway's 29 s).
     pub fn new(config: ActionsConfig, table: Table, tokens: Arc<TokenProvider>, box_api: BoxClient) -> Self {
@@ -358,15 +353,4 @@ impl ActionsService {
 pub enum Selection {
     Ids(Vec<BoxUserId>),
     InactiveDays(u32),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn daily_counters_are_keyed_by_utc_day() {
-        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
-        assert_eq!(daily_counter_sk(day), "ACTIONS#2026-11-28");
-    }
 }

@@ -8,7 +8,7 @@ use chrono::{Duration, NaiveTime, Utc};
 use super::outcome::ActionsError;
 use super::rails::{self, Facts, Refusal, box_rails};
 use super::summary::SummaryDelta;
-use super::{Action, ActionsService, Context, DELETE_BILLING_NOTE, UserOutcome, UserResult, daily_counter_sk};
+use super::{Action, ActionsService, Context, DELETE_BILLING_NOTE, UserOutcome, UserResult};
 use crate::audit::{AuditOutcome, AuditRecord};
 use crate::boxapi::{User, UserStatus};
 use crate::ids::BoxUserId;
@@ -235,7 +235,7 @@ impl ActionsService {
             .table
             .increment_below(
                 &tenant_pk(&ctx.call.tenant),
-                &daily_counter_sk(day),
+                &crate::storage::schema::actions_counter_sk(day),
                 u64::from(ctx.settings.daily_action_cap),
                 expires_at,
             )
@@ -245,7 +245,7 @@ impl ActionsService {
     }
 
     async fn give_back_slot(&self, ctx: &Context<'_>) {
-        let sk = daily_counter_sk(ctx.now.date_naive());
+        let sk = crate::storage::schema::actions_counter_sk(ctx.now.date_naive());
         if let Err(e) = self.table.decrement(&tenant_pk(&ctx.call.tenant), &sk).await {
             tracing::warn!(error = %e, "could not give back a daily-cap slot");
         }

@@ -10,7 +10,7 @@ pub mod secrets;
 
 pub use aws::{aws_config_loader, load_aws_config};
 pub use dynamo::{
-    BatchRetry, BatchStats, Gsi1Key, HeldLease, Indexed, Key, LeaseOutcome, Page, PutOutcome, StoreError, Table,
-    VersionedItem, VersionedOutcome,
+    BatchStats, Gsi1Key, HeldLease, Indexed, Key, LeaseOutcome, Page, PutOutcome, StoreError, Table, VersionedItem,
+    VersionedOutcome,
 };
 pub use secrets::{BoxTokenSet, SecretError, SecretStore, TokenKind, Versioned, request_token_from};

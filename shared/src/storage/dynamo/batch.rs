@@ -1,8 +1,9 @@
-//! Batch writes: many puts or deletes, 25 per `BatchWriteItem`, resending `UnprocessedItems` with
-//! bounded, jittered backoff.
+//! Batch writes: many puts or deletes, 25 per `BatchWriteItem`, resending `UnprocessedItems`
+//! through the one retry engine ([`crate::retry`]): bounded, jittered backoff within a budget.
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
@@ -11,6 +12,7 @@ use serde::Serialize;
 
 use super::codec::{encode, key_item, number, string};
 use super::{Key, StoreError, Table, sdk_error};
+use crate::retry::{Attempt, Effect, Retrier, RetryPolicy};
 use crate::storage::schema::{PK, SK, VERSION_ATTRIBUTE};
 
 /// Most items one `BatchWriteItem` call accepts.
@@ -27,36 +29,14 @@ pub struct BatchStats {
     pub unprocessed_retries: usize,
 }
 
-/// Bounded exponential backoff for resending `UnprocessedItems`.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchRetry {
-    /// Calls per chunk, the first one included.
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for BatchRetry {
-    fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            base_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(2),
-        }
-    }
-}
-
-impl BatchRetry {
-    /// Delay before retry number `retry` (1-based): half of the exponential step plus up to as much
-    /// again at random, so writers that were throttled together do not retry together.
-    fn delay(&self, retry: u32) -> Duration {
-        let step = self
-            .base_delay
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
-            .min(self.max_delay);
-        let half = step / 2;
-        let jitter_ms = rand::random_range(0..=half.as_millis() as u64);
-        half + Duration::from_millis(jitter_ms)
+/// How `UnprocessedItems` are resent, through the one retry engine ([`crate::retry`]): up to 8
+/// calls per chunk, 50 ms doubling to at most 2 s between them (jittered), within 30 s.
+pub fn default_batch_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 8,
+        base_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_secs(2),
+        max_elapsed: Duration::from_secs(30),
     }
 }
 
@@ -182,7 +162,7 @@ impl Table {
 /// an error once `policy.max_attempts` calls have left something unprocessed.
 async fn write_with_retries<R, F, Fut>(
     mut pending: Vec<R>,
-    policy: &BatchRetry,
+    policy: &RetryPolicy,
     stats: &mut BatchStats,
     mut send: F,
 ) -> Result<(), StoreError>
@@ -190,31 +170,38 @@ where
     F: FnMut(Vec<R>) -> Fut,
     Fut: Future<Output = Result<Vec<R>, StoreError>>,
 {
-    let mut attempt = 0;
+    let mut retrier = Retrier::new(policy, Effect::Idempotent);
     loop {
-        attempt += 1;
+        let attempt = retrier.start().number;
         stats.requests += 1;
         let sent = pending.len();
-        let unprocessed = send(pending).await?;
-        stats.items_written += sent.saturating_sub(unprocessed.len());
-        if unprocessed.is_empty() {
-            return Ok(());
+        pending = send(pending).await?;
+        stats.items_written += sent.saturating_sub(pending.len());
+        let outcome = if pending.is_empty() {
+            Attempt::Done(())
+        } else {
+            Attempt::Partial {
+                error: StoreError::Unprocessed {
+                    remaining: pending.len(),
+                    attempts: attempt,
+                },
+            }
+        };
+        match retrier.settle(outcome).await {
+            ControlFlow::Break(Ok(_)) => return Ok(()),
+            ControlFlow::Break(Err(e)) => {
+                tracing::warn!(
+                    remaining = pending.len(),
+                    attempt,
+                    "batch write gave up on unprocessed items"
+                );
+                return Err(e);
+            }
+            ControlFlow::Continue(()) => {
+                stats.unprocessed_retries += 1;
+                tracing::debug!(remaining = pending.len(), attempt, "resent unprocessed items");
+            }
         }
-        if attempt >= policy.max_attempts {
-            tracing::warn!(
-                remaining = unprocessed.len(),
-                attempt,
-                "batch write gave up on unprocessed items"
-            );
-            return Err(StoreError::Unprocessed {
-                remaining: unprocessed.len(),
-                attempts: attempt,
-            });
-        }
-        stats.unprocessed_retries += 1;
-        tracing::debug!(remaining = unprocessed.len(), attempt, "resending unprocessed items");
-        tokio::time::sleep(policy.delay(attempt)).await;
-        pending = unprocessed;
     }
 }
 
@@ -232,11 +219,12 @@ fn ensure_unique<'a>(keys: impl Iterator<Item = &'a Key>) -> Result<(), StoreErr
 mod tests {
     use super::*;
 
-    fn fast_retry(max_attempts: u32) -> BatchRetry {
-        BatchRetry {
+    fn fast_retry(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
             max_attempts,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(100),
+            base_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(100),
+            max_elapsed: Duration::from_secs(60),
         }
     }
 
@@ -297,15 +285,5 @@ mod tests {
         assert_eq!(stats.unprocessed_retries, 3);
         // Backoff actually waited (at least half of each step: 5 + 10 + 20 ms).
         assert!(started.elapsed() >= Duration::from_millis(35));
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let policy = fast_retry(10);
-        for retry in 1..=10 {
-            let step = Duration::from_millis(10 * (1 << (retry - 1))).min(policy.max_delay);
-            let delay = policy.delay(retry);
-            assert!(delay >= step / 2 && delay <= step, "retry {retry}: {delay:?}");
-        }
     }
 }

@@ -24,7 +24,7 @@ mod lease;
 mod provision;
 
 pub use basics::{MAX_PAGE_SIZE, Page};
-pub use batch::{BATCH_WRITE_MAX, BatchRetry, BatchStats};
+pub use batch::{BATCH_WRITE_MAX, BatchStats, default_batch_retry};
 pub use conditional::{PutOutcome, VersionedItem, VersionedOutcome};
 pub use lease::{HeldLease, LeaseOutcome};
 
@@ -106,7 +106,7 @@ pub struct Indexed<T> {
 pub struct Table {
     client: Client,
     name: String,
-    batch_retry: BatchRetry,
+    batch_retry: crate::retry::RetryPolicy,
 }
 
 impl Table {
@@ -115,12 +115,12 @@ impl Table {
         Self {
             client,
             name: name.into(),
-            batch_retry: BatchRetry::default(),
+            batch_retry: batch::default_batch_retry(),
         }
     }
 
     /// Replaces the backoff used for `UnprocessedItems`.
-    pub fn with_batch_retry(mut self, batch_retry: BatchRetry) -> Self {
+    pub fn with_batch_retry(mut self, batch_retry: crate::retry::RetryPolicy) -> Self {
         self.batch_retry = batch_retry;
         self
     }

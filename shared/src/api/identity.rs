@@ -23,8 +23,9 @@ impl Default for TenantClaim {
 
 /// The authenticated caller: the tenant from the verified JWT claim named by [`TenantClaim`], the
 /// person from `sub`. Taken only from API Gateway's authorizer context, never from the path,
-/// query or body. A local development identity, when it comes, is an explicit extra layer that
-/// puts the same request context in place; this extractor stays as it is.
+/// query or body. The local development identity (`seatsync-local serve --dev-identity`, in
+/// `tools/seatsync-local/src/dev_identity.rs`) is a layer of that local tool that puts the same
+/// request context in place; no function has it, and this extractor does not know about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub tenant: TenantId,

@@ -17,3 +17,17 @@ pub use serve::Running;
 pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// A random GUID in the 8-4-4-4-12 form Okta and Entra ID use for ids, from the simulator's seeded
+/// generator (so a seed gives the same ids every run).
+pub fn guid(rng: &mut impl rand::Rng) -> String {
+    let h = format!("{:032x}", rng.random::<u128>());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}

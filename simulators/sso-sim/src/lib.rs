@@ -18,6 +18,7 @@ pub use entra::{EntraConfig, EntraSim};
 pub use google::{GoogleConfig, GoogleSim, TestKey};
 pub use okta::{OktaConfig, OktaSim};
 pub use people::{SsoPerson, generate_people, people_from};
+pub use server::Running;
 
 /// Random faults of a run, drawn from a seeded generator (same seed, same sequence of faults).
 #[derive(Debug, Clone, PartialEq)]

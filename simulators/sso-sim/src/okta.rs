@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use crate::server::{App, Core, Reply, Req, Running};
-use crate::{Counters, Endpoint, Fault, Faults, SsoPerson};
+use crate::{Endpoint, Faults, SsoPerson};
 
 pub const SSO_EVENT: &str = "user.authentication.sso";
 
@@ -81,7 +81,6 @@ struct Okta {
 /// A running Okta simulator. Stops on drop or [`OktaSim::shutdown`].
 pub struct OktaSim {
     okta: Arc<Okta>,
-    core: Arc<Core>,
     running: Running,
 }
 
@@ -97,7 +96,7 @@ impl OktaSim {
             if published >= oldest && published <= now {
                 events.push(Event {
                     published,
-                    uuid: uuid(rng),
+                    uuid: sim_core::guid(rng),
                     event_type,
                     app,
                     person,
@@ -147,7 +146,7 @@ impl OktaSim {
         });
         let running = Running::start(okta.clone(), core.clone()).await?;
         let _ = okta.addr.set(running.addr);
-        Ok(OktaSim { okta, core, running })
+        Ok(OktaSim { okta, running })
     }
 
     /// `http://127.0.0.1:<port>`: the Okta org URL to configure the client with.
@@ -195,36 +194,6 @@ impl OktaSim {
             .filter(|e| matches!(e.app, AppRef::Box) && e.event_type == SSO_EVENT)
             .count()
     }
-
-    pub fn set_faults(&self, faults: Faults) {
-        self.core.set_faults(faults);
-    }
-    /// The `nth` request (1-based, counted from now) to `ep` gets `fault`, once.
-    pub fn inject(&self, ep: Endpoint, nth: u64, fault: Fault) {
-        self.core.inject(ep, nth, fault);
-    }
-    pub fn counters(&self) -> Counters {
-        self.core.counters()
-    }
-    pub fn reset_counters(&self) {
-        self.core.reset_counters();
-    }
-    pub async fn shutdown(self) {
-        self.running.shutdown().await;
-    }
-}
-
-fn uuid(rng: &mut ChaCha8Rng) -> String {
-    let a: u128 = rng.random();
-    let h = format!("{a:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 fn fmt_time(t: DateTime<Utc>) -> String {
@@ -511,5 +480,14 @@ impl App for Okta {
             reply = reply.header("Link", format!("<{next}>; rel=\"next\""));
         }
         reply
+    }
+}
+
+impl std::ops::Deref for OktaSim {
+    type Target = Running;
+
+    /// Faults, counters and shutdown, as every provider's simulator has them.
+    fn deref(&self) -> &Running {
+        &self.running
     }
 }

@@ -60,23 +60,45 @@ impl Core {
     }
 }
 
-/// A running provider server on a random loopback port; stops when dropped.
-pub(crate) struct Running {
+/// A running provider server on a random loopback port, with its faults and counters: what every
+/// provider's simulator offers besides its own data (each `*Sim` derefs to it). Stops when
+/// dropped or on [`Running::shutdown`].
+pub struct Running {
     pub addr: SocketAddr,
+    core: Arc<Core>,
     server: sim_core::Running,
 }
 
 impl Running {
-    pub async fn start<A: App>(app: Arc<A>, core: Arc<Core>) -> anyhow::Result<Running> {
+    pub(crate) async fn start<A: App>(app: Arc<A>, core: Arc<Core>) -> anyhow::Result<Running> {
+        let serving = core.clone();
         let server = sim_core::Running::start("sso-sim", SocketAddr::from(([127, 0, 0, 1], 0)), move |req| {
-            let (app, core) = (app.clone(), core.clone());
+            let (app, core) = (app.clone(), serving.clone());
             async move { handle(&*app, &core, req).await }
         })
         .await?;
         Ok(Running {
             addr: server.addr(),
+            core,
             server,
         })
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.core.set_faults(faults);
+    }
+
+    /// The `nth` request (1-based, counted from now) to `ep` gets `fault`, once.
+    pub fn inject(&self, ep: Endpoint, nth: u64, fault: Fault) {
+        self.core.inject(ep, nth, fault);
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.core.counters()
+    }
+
+    pub fn reset_counters(&self) {
+        self.core.reset_counters();
     }
 
     pub async fn shutdown(&self) {

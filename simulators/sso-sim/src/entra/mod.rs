@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use crate::server::{App, Core, Reply, Req, Running, lock};
-use crate::{Counters, Endpoint, Fault, Faults, SsoPerson};
+use crate::{Endpoint, Faults, SsoPerson};
 
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 pub const NON_PREMIUM: &str = "Authentication_RequestFromNonPremiumTenantOrB2CTenant";
@@ -96,7 +96,6 @@ struct Entra {
 /// A running Entra (login + Graph) simulator on one port. Stops on drop or [`EntraSim::shutdown`].
 pub struct EntraSim {
     entra: Arc<Entra>,
-    core: Arc<Core>,
     running: Running,
 }
 
@@ -133,7 +132,7 @@ impl EntraSim {
             if at >= oldest {
                 sign_ins.push(SignInRec {
                     at,
-                    id: guid(&mut rng),
+                    id: sim_core::guid(&mut rng),
                     person,
                     other_app,
                     error_code,
@@ -154,7 +153,7 @@ impl EntraSim {
         });
         let running = Running::start(entra.clone(), core.clone()).await?;
         let _ = entra.addr.set(running.addr);
-        Ok(EntraSim { entra, core, running })
+        Ok(EntraSim { entra, running })
     }
 
     /// Base of the token endpoint (`login_base` of the client): `http://127.0.0.1:<port>`.
@@ -214,36 +213,6 @@ impl EntraSim {
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.entra.issued).clone()
     }
-
-    pub fn set_faults(&self, faults: Faults) {
-        self.core.set_faults(faults);
-    }
-    /// The `nth` request (1-based, counted from now) to `ep` gets `fault`, once.
-    pub fn inject(&self, ep: Endpoint, nth: u64, fault: Fault) {
-        self.core.inject(ep, nth, fault);
-    }
-    pub fn counters(&self) -> Counters {
-        self.core.counters()
-    }
-    pub fn reset_counters(&self) {
-        self.core.reset_counters();
-    }
-    pub async fn shutdown(self) {
-        self.running.shutdown().await;
-    }
-}
-
-fn guid(rng: &mut ChaCha8Rng) -> String {
-    let a: u128 = rng.random();
-    let h = format!("{a:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 fn fmt_time(t: DateTime<Utc>) -> String {
@@ -405,5 +374,14 @@ impl App for Entra {
             Endpoint::EntraSignIns => self.sign_ins(req),
             _ => self.users(req),
         }
+    }
+}
+
+impl std::ops::Deref for EntraSim {
+    type Target = Running;
+
+    /// Faults, counters and shutdown, as every provider's simulator has them.
+    fn deref(&self) -> &Running {
+        &self.running
     }
 }

@@ -24,7 +24,7 @@ use key::pem_der;
 use token::oauth_error;
 
 use crate::server::{App, Core, Reply, Req, Running, lock};
-use crate::{Counters, Endpoint, Fault, Faults, SsoPerson};
+use crate::{Endpoint, Faults, SsoPerson};
 
 pub const REPORTS_SCOPE: &str = "https://www.googleapis.com/auth/admin.reports.audit.readonly";
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -129,7 +129,6 @@ struct Google {
 /// [`GoogleSim::shutdown`].
 pub struct GoogleSim {
     google: Arc<Google>,
-    core: Arc<Core>,
     running: Running,
 }
 
@@ -190,7 +189,7 @@ impl GoogleSim {
         });
         let running = Running::start(google.clone(), core.clone()).await?;
         let _ = google.addr.set(running.addr);
-        Ok(GoogleSim { google, core, running })
+        Ok(GoogleSim { google, running })
     }
 
     /// The token endpoint (`token_uri` of the client, and the `aud` the assertion must carry):
@@ -263,23 +262,6 @@ impl GoogleSim {
     /// Every access token ever issued (to check that none reaches a log).
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.google.issued).clone()
-    }
-
-    pub fn set_faults(&self, faults: Faults) {
-        self.core.set_faults(faults);
-    }
-    /// The `nth` request (1-based, counted from now) to `ep` gets `fault`, once.
-    pub fn inject(&self, ep: Endpoint, nth: u64, fault: Fault) {
-        self.core.inject(ep, nth, fault);
-    }
-    pub fn counters(&self) -> Counters {
-        self.core.counters()
-    }
-    pub fn reset_counters(&self) {
-        self.core.reset_counters();
-    }
-    pub async fn shutdown(self) {
-        self.running.shutdown().await;
     }
 }
 
@@ -370,5 +352,14 @@ impl App for Google {
             Endpoint::GoogleToken => self.token(req),
             _ => self.activities(req),
         }
+    }
+}
+
+impl std::ops::Deref for GoogleSim {
+    type Target = Running;
+
+    /// Faults, counters and shutdown, as every provider's simulator has them.
+    fn deref(&self) -> &Running {
+        &self.running
     }
 }

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use box_sim::{Endpoint, Faults};
 use chrono::Utc;
+use seatsync::boxapi::DeleteOptions;
 use seatsync::connection::ActivitySource;
 use seatsync::license::{Activity, UserKind};
 use seatsync::settings::TenantSettings;
 use seatsync::sync::{LicenseStore, SyncKind, SyncOptions, SyncOutcome, SyncPlan};
 use seatsync_tests::aws::TestAws;
-use seatsync_tests::boxsim::TestBox;
+use seatsync_tests::boxsim::{TestBox, box_id};
 use seatsync_tests::sync::{comparable, enterprise, last_login, options, syncer, tenant, truth};
 
 fn plan(kind: SyncKind) -> SyncPlan {
@@ -241,7 +242,7 @@ async fn a_sync_that_fails_halfway_keeps_the_previous_state() {
         .find(|u| u.role == "user" && !u.owns_content && !u.is_external)
         .unwrap();
     tb.client
-        .delete_user(&tb.admin_token(), &gone.id, false, false)
+        .delete_user(&tb.admin_token(), &box_id(&gone.id), DeleteOptions::default())
         .await
         .unwrap();
     tb.sim.inject(

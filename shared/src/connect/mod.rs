@@ -88,17 +88,17 @@ impl ConnectService {
     }
 
     /// Starts a connection for `tenant`, started by `sub`.
-    #[tracing::instrument(skip_all, fields(tenant = %tenant, content_transfer))]
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, content_transfer = options.content_transfer))]
     pub async fn start(
         &self,
         tenant: &TenantId,
         sub: &str,
-        content_transfer: bool,
+        options: StartOptions,
     ) -> Result<StartedConnect, ConnectError> {
         let state = SecretString::from(random_token());
         let nonce = random_token();
         let mut wanted: Vec<&str> = scopes::BASE.to_vec();
-        if content_transfer {
+        if options.content_transfer {
             wanted.push(scopes::ROOT_READWRITE);
         }
         let now = Utc::now();

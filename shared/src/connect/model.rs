@@ -132,6 +132,13 @@ pub enum CallbackOutcome {
     Refused(RefusalReason),
 }
 
+/// What a new connection asks Box for. `Default`: the base scopes only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// Also ask for `root_readwrite`, which moving a deleted user's content needs.
+    pub content_transfer: bool,
+}
+
 /// A started connection: where to send the browser, and the cookie that binds it.
 pub struct StartedConnect {
     /// Carries the state: as sensitive as it, never logged.

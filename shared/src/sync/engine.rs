@@ -20,7 +20,7 @@ use super::store::{LicenseStore, VERSIONED_ATTEMPTS, update_summary, update_user
 use super::{
     LicenseSummary, ListingProgress, RunProgress, SliceProgress, SyncCheckpoint, SyncKind, SyncOutcome, SyncRun,
 };
-use crate::boxapi::{BoxClient, BoxError, RequestBudget, User, UserStatus, UserType};
+use crate::boxapi::{BoxClient, BoxError, RequestBudget, User, UserStatus, UserType, parse_user_id};
 use crate::connection::ActivitySource;
 use crate::ids::TenantId;
 use crate::license::{Activity, ActivityHistogram, ActivityOrigin, UserKind, UserLicense};
@@ -546,7 +546,11 @@ impl Syncer {
                 None => {
                     // Someone new since the last full sync: fetch and count them now.
                     let token = self.tokens.token(tenant, None).await?;
-                    let user = match client.user(&token, id).await {
+                    let fetched = match parse_user_id(id) {
+                        Ok(id) => client.user(&token, &id).await,
+                        Err(e) => Err(e),
+                    };
+                    let user = match fetched {
                         Ok(user) => user,
                         Err(BoxError::NotFound(_)) => continue,
                         Err(e) => return Err(e.into()),

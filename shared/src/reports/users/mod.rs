@@ -22,7 +22,8 @@ mod query;
 pub use csv::{CSV_HEADER, MAX_CSV_BYTES, csv_cell, to_csv};
 use query::invalid;
 pub use query::{
-    DEFAULT_JSON_LIMIT, MAX_CSV_LIMIT, MAX_JSON_LIMIT, Order, QueryError, RoleFilter, SortField, UserParams, UserQuery,
+    DEFAULT_JSON_LIMIT, ListFormat, MAX_CSV_LIMIT, MAX_JSON_LIMIT, Order, QueryError, RoleFilter, SortField,
+    UserParams, UserQuery,
 };
 
 use crate::boxapi::{Role, UserStatus};

@@ -213,12 +213,10 @@ impl ActionsService {
         user: &BoxUserId,
         change: impl Fn(&UserLicense) -> UserLicense,
     ) -> Result<(UserLicense, UserLicense), Failure> {
-        update_user(&self.table, &ctx.call.tenant, user.as_str(), |current| {
-            Some(change(current))
-        })
-        .await
-        .map_err(|e| Failure::Storage(e.to_string()))?
-        .ok_or_else(|| Failure::Storage(format!("user {} is no longer stored", user.as_str())))
+        update_user(&self.table, &ctx.call.tenant, user, |current| Some(change(current)))
+            .await
+            .map_err(|e| Failure::Storage(e.to_string()))?
+            .ok_or_else(|| Failure::Storage(format!("user {} is no longer stored", user.as_str())))
     }
 
     pub(super) async fn mark_deleted(

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::boxapi::UserStatus;
-use crate::ids::TenantId;
+use crate::ids::{BoxUserId, TenantId};
 use crate::storage::schema::{SK_AUDIT_PREFIX, tenant_pk};
 use crate::storage::{Page, StoreError, Table};
 
@@ -39,7 +39,7 @@ pub struct AuditRecord {
     /// The seatsync identity (`sub`) who asked.
     pub actor: String,
     pub action: AuditAction,
-    pub target_box_user_id: String,
+    pub target_box_user_id: BoxUserId,
     pub target_login: Option<String>,
     pub before_status: Option<UserStatus>,
     pub after_status: Option<UserStatus>,

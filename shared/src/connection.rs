@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::boxapi::AppCredentials;
-use crate::ids::TenantId;
+use crate::ids::{BoxUserId, EnterpriseId, TenantId};
 use crate::storage::schema::{SK_CONNECTION_BOX, connections_by_status_pk, tenant_pk};
 use crate::storage::{Gsi1Key, Page, SecretError, SecretStore, StoreError, Table, VersionedOutcome};
 
@@ -54,10 +54,10 @@ pub enum ConnectMethod {
 pub struct ConnectionRecord {
     pub status: ConnectionStatus,
     pub method: ConnectMethod,
-    pub enterprise_id: String,
+    pub enterprise_id: EnterpriseId,
     pub enterprise_name: Option<String>,
     /// The Box user who authorized the connection (for client credentials: the service account).
-    pub connected_by_box_id: String,
+    pub connected_by_box_id: BoxUserId,
     pub connected_by_login: Option<String>,
     /// The seatsync identity (`sub`) who connected.
     pub connected_by_sub: String,
@@ -273,5 +273,27 @@ impl AppConfig {
             },
             cookie_key: secret.cookie_key,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `CONNECTION#box` item as connect has stored it since the ids were plain strings.
+    const STORED_CONNECTION: &str = r#"{"status":"connected","method":"oauth","enterprise_id":"81723516","enterprise_name":"Acme Inc.","connected_by_box_id":"20000000001","connected_by_login":"admin@acme.example","connected_by_sub":"person-of-acme","scopes":["manage_managed_users"],"connected_at":"2026-11-01T08:00:00Z","activity_source":"box_events","status_reason":null,"status_since":"2026-11-01T08:00:00Z","last_sync_at":"2026-11-30T02:00:00Z"}"#;
+
+    #[test]
+    fn stored_connection_records_still_decode_and_encode_byte_for_byte() {
+        let record: ConnectionRecord = serde_json::from_str(STORED_CONNECTION).unwrap();
+        assert_eq!(record.enterprise_id, EnterpriseId::parse("81723516").unwrap());
+        assert_eq!(record.connected_by_box_id, BoxUserId::parse("20000000001").unwrap());
+        assert_eq!(serde_json::to_string(&record).unwrap(), STORED_CONNECTION);
+    }
+
+    #[test]
+    fn a_stored_connection_whose_enterprise_id_is_not_a_box_id_is_refused() {
+        let forged = STORED_CONNECTION.replace("81723516", "../81723516");
+        assert!(serde_json::from_str::<ConnectionRecord>(&forged).is_err());
     }
 }

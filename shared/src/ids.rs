@@ -2,6 +2,7 @@
 //! rejects anything that could smuggle a key separator, a path segment or a control character into
 //! a DynamoDB key, a Secrets Manager name or a Box URL; past the edge, code only sees valid values.
 
+use std::borrow::Borrow;
 use std::fmt;
 
 /// Why an identifier was rejected; the message names the kind of identifier.
@@ -95,6 +96,39 @@ macro_rules! string_conversions {
                 value.0
             }
         }
+        /// A valid id reads as its text anywhere text is wanted (the other way takes `parse`).
+        impl std::ops::Deref for $t {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+        impl PartialEq<String> for $t {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+        /// Maps keyed by the id are looked up by its text (the hash and order are the text's).
+        impl Borrow<str> for $t {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
@@ -122,6 +156,20 @@ mod tests {
         for bad in ["", "12a", "1/../2", "-1", "123456789012345678901"] {
             assert!(BoxUserId::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn maps_keyed_by_ids_are_looked_up_by_their_text() {
+        let users = std::collections::HashMap::from([(BoxUserId::parse("12").unwrap(), "ann")]);
+        assert_eq!(users.get("12"), Some(&"ann"));
+        assert_eq!(users.get("13"), None);
+        assert_eq!(BoxUserId::parse("12").unwrap(), "12");
+    }
+
+    #[test]
+    fn ids_serialize_as_their_plain_text() {
+        let id = EnterpriseId::parse("81723516").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"81723516\"");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::boxapi::{User, UserStatus};
+use crate::ids::BoxUserId;
 
 /// The inactivity thresholds every report shows.
 pub const INACTIVE_DAYS: [i64; 3] = [30, 60, 90];
@@ -95,7 +96,7 @@ impl Activity {
 /// One Box user's license state (`TENANT#<t>` / `USER#<id>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserLicense {
-    pub box_user_id: String,
+    pub box_user_id: BoxUserId,
     pub login: Option<String>,
     pub name: Option<String>,
     pub status: UserStatus,
@@ -115,8 +116,10 @@ pub struct UserLicense {
 }
 
 impl UserLicense {
-    /// The license state of a listed Box user, given what was known before.
+    /// The license state of a listed Box user, given what was known before. `id` is `user.id`,
+    /// checked where it was read from Box.
     pub fn from_box(
+        id: BoxUserId,
         user: &User,
         kind: UserKind,
         activity: Activity,
@@ -125,7 +128,7 @@ impl UserLicense {
     ) -> Self {
         let activity = previous.map_or(activity, |p| p.activity.latest(activity));
         UserLicense {
-            box_user_id: user.id.clone(),
+            box_user_id: id,
             login: user.login.clone(),
             name: user.name.clone(),
             status: user.status,
@@ -208,6 +211,22 @@ impl ActivityHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `USER#<id>` item as the sync has stored it since the id was a plain string.
+    const STORED_USER: &str = r#"{"box_user_id":"20000001234","login":"ann@example.com","name":"Ann","status":"active","role":"user","kind":"managed","created_at":"2025-01-02T03:04:05Z","owns_content":true,"activity":{"state":"seen","at":"2026-11-02T09:30:00Z","origin":"box_login"},"first_seen_at":"2026-01-01T00:00:00Z","last_seen_at":"2026-11-30T00:00:00Z","removed_at":null}"#;
+
+    #[test]
+    fn stored_user_licenses_still_decode_and_encode_byte_for_byte() {
+        let user: UserLicense = serde_json::from_str(STORED_USER).unwrap();
+        assert_eq!(user.box_user_id, BoxUserId::parse("20000001234").unwrap());
+        assert_eq!(serde_json::to_string(&user).unwrap(), STORED_USER);
+    }
+
+    #[test]
+    fn a_stored_user_whose_id_is_not_a_box_id_is_refused() {
+        let forged = STORED_USER.replace("20000001234", "1#USER#2");
+        assert!(serde_json::from_str::<UserLicense>(&forged).is_err());
+    }
 
     #[test]
     fn inactivity_is_counted_in_utc_calendar_days() {

@@ -5,6 +5,7 @@ use box_sim::Endpoint;
 use chrono::{Duration, Utc};
 use seatsync::audit::AuditOutcome;
 use seatsync::boxapi::Role;
+use seatsync::ids::BoxUserId;
 use seatsync::license::Activity;
 use serde_json::{Value, json};
 
@@ -56,7 +57,7 @@ async fn bulk_by_ids_reports_each_user_with_mixed_outcomes() {
         .iter()
         .map(|id| outcome_of(&answer, id)["outcome"].as_str().unwrap())
         .collect();
-    let done: Vec<&&String> = idle
+    let done: Vec<&&BoxUserId> = idle
         .iter()
         .filter(|id| outcome_of(&answer, id)["outcome"] == "done")
         .collect();
@@ -98,7 +99,10 @@ async fn bulk_by_ids_reports_each_user_with_mixed_outcomes() {
 
     // Fill what is left of the cap (3), one more than fits: the last is refused, Box untouched.
     let left = 3 - done.len();
-    let more: Vec<String> = idle_users[4..5 + left].iter().map(|u| u.box_user_id.clone()).collect();
+    let more: Vec<String> = idle_users[4..5 + left]
+        .iter()
+        .map(|u| u.box_user_id.to_string())
+        .collect();
     let answer = ok(&f
         .post(
             "/users/deactivate",
@@ -146,7 +150,7 @@ async fn bulk_by_criteria_selects_idle_seat_holders_and_never_unknown_activity()
                     Activity::NoData => false,
                 }
         })
-        .map(|u| u.box_user_id)
+        .map(|u| String::from(u.box_user_id))
         .collect();
     expected.sort();
     assert!(expected.len() >= 3, "the enterprise has idle users");
@@ -171,7 +175,7 @@ async fn bulk_by_criteria_selects_idle_seat_holders_and_never_unknown_activity()
         .pick(|u| plain(u) && idle(u, 90))
         .await
         .into_iter()
-        .map(|u| u.box_user_id)
+        .map(|u| String::from(u.box_user_id))
         .collect();
     plain_expected.sort();
     assert_eq!(planned, plain_expected, "plain idle users are planned");

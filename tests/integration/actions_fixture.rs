@@ -13,7 +13,7 @@ use seatsync::actions::{ActionTimings, ActionsConfig, ActionsService, router};
 use seatsync::audit::{AuditLog, AuditRecord};
 use seatsync::boxapi::{AppCredentials, Role, UserStatus};
 use seatsync::connection::{ActivitySource, ConnectMethod, ConnectionRecord, ConnectionStatus, Connections};
-use seatsync::ids::TenantId;
+use seatsync::ids::{BoxUserId, TenantId};
 use seatsync::license::{Activity, UserKind, UserLicense};
 use seatsync::settings::{SettingsStore, TenantSettings};
 use seatsync::storage::{BoxTokenSet, TokenKind};
@@ -83,7 +83,7 @@ impl Actions {
             obtained_at: Utc::now(),
             client_id: None,
             client_secret: None,
-            enterprise_id: Some(tb.sim.enterprise_id()),
+            enterprise_id: Some(seatsync_tests::boxsim::enterprise_id(&tb.sim.enterprise_id())),
         };
         TokenVault::write(&aws.secret_store(), &tenant, &tokens, &"0".repeat(40))
             .await
@@ -91,9 +91,9 @@ impl Actions {
         let record = ConnectionRecord {
             status: ConnectionStatus::Connected,
             method: ConnectMethod::OAuth,
-            enterprise_id: tb.sim.enterprise_id(),
+            enterprise_id: seatsync_tests::boxsim::enterprise_id(&tb.sim.enterprise_id()),
             enterprise_name: Some("Acme Inc.".into()),
-            connected_by_box_id: admin,
+            connected_by_box_id: seatsync_tests::boxsim::box_id(&admin),
             connected_by_login: None,
             connected_by_sub: "person-of-acme".into(),
             scopes: vec![],
@@ -167,12 +167,12 @@ impl Actions {
         self.tb.sim.counters().total_all()
     }
 
-    pub async fn users(&self) -> HashMap<String, UserLicense> {
+    pub async fn users(&self) -> HashMap<BoxUserId, UserLicense> {
         LicenseStore::load_users(&self.aws.table(), &self.tenant).await.unwrap()
     }
 
     pub async fn user(&self, id: &str) -> UserLicense {
-        LicenseStore::get_user(&self.aws.table(), &self.tenant, id)
+        LicenseStore::get_user(&self.aws.table(), &self.tenant, &seatsync_tests::boxsim::box_id(id))
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("user {id} is stored"))

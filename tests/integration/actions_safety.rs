@@ -27,7 +27,7 @@ async fn a_tenant_naming_another_tenants_user_gets_404_and_box_sees_nothing() {
     let ours = f.users().await;
     let theirs = users
         .keys()
-        .find(|id| !ours.contains_key(*id))
+        .find(|id| !ours.contains_key(id.as_str()))
         .expect("a globex user unknown to acme")
         .clone();
 
@@ -94,7 +94,7 @@ async fn admins_coadmins_the_connected_account_protected_and_recent_users_are_re
 
     let mut cases = vec![
         (coadmin, "admin or co-admin"),
-        (admin, "admin or co-admin"),
+        (seatsync_tests::boxsim::box_id(&admin), "admin or co-admin"),
         (connected, "connected through"),
         (protected.box_user_id.clone(), "protected"),
         (recent.clone(), "override_recent_activity"),

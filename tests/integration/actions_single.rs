@@ -165,7 +165,7 @@ async fn deleting_with_transfer_moves_the_content_then_deletes_the_user() {
 async fn transfer_to_must_be_an_active_managed_user_of_the_tenant() {
     let f = Actions::new().await;
     let id = f.idle_users(true).await.remove(0).box_user_id;
-    for bad in [id.clone(), "99999999999".to_owned()] {
+    for bad in [id.to_string(), "99999999999".to_owned()] {
         let problem = f
             .delete(&id, &format!("transfer_to={bad}"), Some("k"))
             .await

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use box_sim::{Endpoint, Fault, Faults};
-use seatsync::boxapi::{BoxError, ClientOptions, RetryPolicy};
-use seatsync_tests::boxsim::{TestBox, client_for, sim_config};
+use seatsync::boxapi::{BoxError, ClientOptions, DeleteOptions, RetryPolicy, TransferOptions};
+use seatsync_tests::boxsim::{TestBox, box_id, client_for, sim_config};
 use secrecy::SecretString;
 
 #[tokio::test]
@@ -100,7 +100,11 @@ async fn box_unavailable_is_its_own_variant_after_bounded_attempts() {
 #[tokio::test]
 async fn refusals_are_not_retried() {
     let tb = TestBox::start(sim_config()).await;
-    let err = tb.client.user(&tb.admin_token(), "123456789").await.unwrap_err();
+    let err = tb
+        .client
+        .user(&tb.admin_token(), &box_id("123456789"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, BoxError::NotFound(_)), "{err:?}");
     assert_eq!(tb.sim.counters().total(Endpoint::UserGet), 1);
 }
@@ -151,7 +155,7 @@ async fn every_request_times_out() {
 async fn errors_carry_box_request_ids_and_no_tokens() {
     let tb = TestBox::start(sim_config()).await;
     let token = tb.admin_token();
-    let err = tb.client.user(&token, "42").await.unwrap_err();
+    let err = tb.client.user(&token, &box_id("42")).await.unwrap_err();
     let detail = err.detail().expect("a Box error detail");
     assert!(detail.request_id.is_some(), "{detail:?}");
     let text = format!("{err} {err:?}");
@@ -221,7 +225,7 @@ async fn a_delete_whose_answer_was_lost_is_still_a_success() {
         .expect("a deletable user");
     tb.sim.inject(Endpoint::UserDelete, 1, Fault::DropAfterHandler);
     tb.client
-        .delete_user(&tb.admin_token(), &user.id, false, false)
+        .delete_user(&tb.admin_token(), &box_id(&user.id), DeleteOptions::default())
         .await
         .unwrap();
     assert!(tb.sim.user(&user.id).is_none());
@@ -245,7 +249,12 @@ async fn a_transfer_is_not_repeated_after_an_ambiguous_server_error() {
         .inject(Endpoint::TransferContent, 1, Fault::AfterHandler { status: 503 });
     let err = tb
         .client
-        .transfer_content(&tb.admin_token(), &owner.id, &tb.sim.primary_admin_id(), false)
+        .transfer_content(
+            &tb.admin_token(),
+            &box_id(&owner.id),
+            &box_id(&tb.sim.primary_admin_id()),
+            TransferOptions::default(),
+        )
         .await;
     assert!(matches!(err, Err(BoxError::Unavailable { attempts: 1, .. })), "{err:?}");
     assert_eq!(

@@ -122,12 +122,16 @@ async fn client_credentials_mint_an_enterprise_token_without_refresh_token() {
     let tb = TestBox::start(cfg).await;
     let grant = tb
         .client
-        .client_credentials(&app, &tb.sim.enterprise_id())
+        .client_credentials(&app, &seatsync_tests::boxsim::enterprise_id(&tb.sim.enterprise_id()))
         .await
         .unwrap();
     assert!(grant.refresh_token.is_none());
     assert!(tb.client.me(&grant.access_token).await.is_ok());
-    assert_invalid_grant(tb.client.client_credentials(&app, "999999999").await);
+    assert_invalid_grant(
+        tb.client
+            .client_credentials(&app, &seatsync_tests::boxsim::enterprise_id("999999999"))
+            .await,
+    );
 }
 
 #[tokio::test]

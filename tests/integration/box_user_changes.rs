@@ -2,8 +2,8 @@
 //! transfer of content, ending sessions.
 
 use box_sim::{Endpoint, EnterpriseSpec, SimConfig};
-use seatsync::boxapi::{BoxError, UserStatus};
-use seatsync_tests::boxsim::{TestBox, sim_config};
+use seatsync::boxapi::{BoxError, DeleteOptions, TransferOptions, UserStatus, parse_user_id};
+use seatsync_tests::boxsim::{TestBox, box_id, sim_config};
 
 fn config() -> SimConfig {
     SimConfig {
@@ -39,7 +39,7 @@ async fn deactivating_and_reactivating_changes_status_at_box() {
 
     let after = tb
         .client
-        .set_user_status(&token, &user.id, UserStatus::Inactive)
+        .set_user_status(&token, &box_id(&user.id), UserStatus::Inactive)
         .await
         .unwrap();
     assert_eq!(after.status, UserStatus::Inactive);
@@ -47,7 +47,7 @@ async fn deactivating_and_reactivating_changes_status_at_box() {
 
     let back = tb
         .client
-        .set_user_status(&token, &user.id, UserStatus::Active)
+        .set_user_status(&token, &box_id(&user.id), UserStatus::Active)
         .await
         .unwrap();
     assert_eq!(back.status, UserStatus::Active);
@@ -63,7 +63,7 @@ async fn deleting_a_content_owner_is_refused_and_changes_nothing() {
 
     let err = tb
         .client
-        .delete_user(&tb.admin_token(), &owner.id, false, false)
+        .delete_user(&tb.admin_token(), &box_id(&owner.id), DeleteOptions::default())
         .await
         .unwrap_err();
 
@@ -85,17 +85,20 @@ async fn transferring_content_then_deleting_succeeds() {
 
     let folder = tb
         .client
-        .transfer_content(&token, &owner.id, &admin, false)
+        .transfer_content(&token, &box_id(&owner.id), &box_id(&admin), TransferOptions::default())
         .await
         .unwrap();
     assert!(!folder.id.is_empty());
     assert!(!tb.sim.user(&owner.id).unwrap().owns_content);
     assert!(tb.sim.user(&admin).unwrap().owns_content);
 
-    tb.client.delete_user(&token, &owner.id, false, false).await.unwrap();
+    tb.client
+        .delete_user(&token, &box_id(&owner.id), DeleteOptions::default())
+        .await
+        .unwrap();
     assert!(tb.sim.user(&owner.id).is_none());
     assert!(matches!(
-        tb.client.user(&token, &owner.id).await,
+        tb.client.user(&token, &box_id(&owner.id)).await,
         Err(BoxError::NotFound(_))
     ));
 }
@@ -105,7 +108,7 @@ async fn ending_sessions_is_accepted() {
     let tb = TestBox::start(config()).await;
     let user = plain_user(&tb, false);
     tb.client
-        .terminate_sessions(&tb.admin_token(), &[user.id.as_str()])
+        .terminate_sessions(&tb.admin_token(), &[&box_id(&user.id)])
         .await
         .unwrap();
     assert_eq!(tb.sim.terminated_sessions(), vec![user.id]);
@@ -118,7 +121,7 @@ async fn a_non_admin_cannot_change_users() {
     let target = plain_user(&tb, true);
     let err = tb
         .client
-        .set_user_status(&tb.token_for(&actor.id), &target.id, UserStatus::Inactive)
+        .set_user_status(&tb.token_for(&actor.id), &box_id(&target.id), UserStatus::Inactive)
         .await
         .unwrap_err();
     assert!(matches!(err, BoxError::Forbidden(_)), "{err:?}");
@@ -130,11 +133,8 @@ async fn ids_that_are_not_box_ids_never_reach_box() {
     let tb = TestBox::start(config()).await;
     tb.sim.reset_counters();
     for bad in ["../me", "1/../../x", "", "12a"] {
-        let err = tb
-            .client
-            .set_user_status(&tb.admin_token(), bad, UserStatus::Inactive)
-            .await
-            .unwrap_err();
+        // The client's methods take a `BoxUserId`: the one way from Box's text to one refuses these.
+        let err = parse_user_id(bad).unwrap_err();
         assert!(matches!(err, BoxError::Rejected(_)), "{bad:?}: {err:?}");
     }
     assert_eq!(tb.sim.counters().total_all(), 0);

@@ -47,7 +47,10 @@ async fn valid_client_credentials_are_stored_after_minting_one_token() {
             .as_deref(),
         Some(CLIENT_SECRET)
     );
-    assert_eq!(secret.enterprise_id, Some(c.tb.sim.enterprise_id()));
+    assert_eq!(
+        secret.enterprise_id,
+        Some(seatsync_tests::boxsim::enterprise_id(&c.tb.sim.enterprise_id()))
+    );
     assert!(secret.refresh_token.is_none());
     c.tb.client
         .me(&secret.access_token)

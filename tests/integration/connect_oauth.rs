@@ -355,9 +355,9 @@ async fn a_tenant_connected_to_another_enterprise_is_refused() {
     let existing = ConnectionRecord {
         status: ConnectionStatus::Connected,
         method: ConnectMethod::OAuth,
-        enterprise_id: "999999".into(),
+        enterprise_id: seatsync_tests::boxsim::enterprise_id("999999"),
         enterprise_name: Some("Other Corp".into()),
-        connected_by_box_id: "1".into(),
+        connected_by_box_id: seatsync_tests::boxsim::box_id("1"),
         connected_by_login: None,
         connected_by_sub: "someone".into(),
         scopes: vec![],

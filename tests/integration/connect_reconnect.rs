@@ -29,7 +29,15 @@ async fn disconnect(c: &Connect, tenant: &str) {
 
 /// The previous enterprise's users, as the license state holds them.
 async fn stored_user_ids(c: &Connect) -> Vec<String> {
-    let mut ids: Vec<_> = c.aws.table().load_users(&acme()).await.unwrap().into_keys().collect();
+    let mut ids: Vec<_> = c
+        .aws
+        .table()
+        .load_users(&acme())
+        .await
+        .unwrap()
+        .into_keys()
+        .map(String::from)
+        .collect();
     ids.sort();
     ids
 }

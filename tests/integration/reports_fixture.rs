@@ -118,9 +118,9 @@ impl Reports {
         let record = ConnectionRecord {
             status,
             method: ConnectMethod::OAuth,
-            enterprise_id: "123".into(),
+            enterprise_id: seatsync_tests::boxsim::enterprise_id("123"),
             enterprise_name: Some("Acme Inc.".into()),
-            connected_by_box_id: "1".into(),
+            connected_by_box_id: seatsync_tests::boxsim::box_id("1"),
             connected_by_login: None,
             connected_by_sub: "sub-1".into(),
             scopes: vec![],
@@ -200,7 +200,7 @@ impl Reports {
 pub fn user(id: u64, days_ago: Option<i64>) -> UserLicense {
     let now = Utc::now();
     UserLicense {
-        box_user_id: id.to_string(),
+        box_user_id: seatsync_tests::boxsim::box_id(&id.to_string()),
         login: Some(format!("user{id}@acme.com")),
         name: Some(format!("User {id}")),
         status: UserStatus::Active,

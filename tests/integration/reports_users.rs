@@ -153,7 +153,7 @@ async fn cursors_visit_every_synced_user_exactly_once_and_agree_with_the_report(
     let listed: Vec<String> = stored
         .values()
         .filter(|u| u.removed_at.is_none())
-        .map(|u| u.box_user_id.clone())
+        .map(|u| u.box_user_id.to_string())
         .collect();
     for query in ["limit=37", "limit=50&sort=login&order=desc", "limit=1000&sort=name"] {
         let ids = r.all_user_ids("acme", query).await;
@@ -234,7 +234,7 @@ async fn a_tenant_never_sees_another_tenants_users_audit_or_settings() {
         tenant: tenant("globex"),
         actor: "someone".into(),
         action: AuditAction::Deactivate,
-        target_box_user_id: "11".into(),
+        target_box_user_id: seatsync_tests::boxsim::box_id("11"),
         target_login: Some("user11@acme.com".into()),
         before_status: Some(UserStatus::Active),
         after_status: Some(UserStatus::Inactive),
@@ -283,7 +283,7 @@ async fn audit_pages_newest_first_with_a_cursor() {
             tenant: tenant("acme"),
             actor: "a".into(),
             action: AuditAction::Deactivate,
-            target_box_user_id: n.to_string(),
+            target_box_user_id: seatsync_tests::boxsim::box_id(&n.to_string()),
             target_login: None,
             before_status: None,
             after_status: None,

@@ -152,7 +152,7 @@ impl Fixture {
             obtained_at: Utc::now(),
             client_id: None,
             client_secret: None,
-            enterprise_id: Some(self.tb.sim.enterprise_id()),
+            enterprise_id: Some(seatsync_tests::boxsim::enterprise_id(&self.tb.sim.enterprise_id())),
         };
         TokenVault::write(&self.aws.secret_store(), &tenant, &tokens, &"0".repeat(40))
             .await
@@ -160,9 +160,9 @@ impl Fixture {
         let record = ConnectionRecord {
             status: ConnectionStatus::Connected,
             method: ConnectMethod::OAuth,
-            enterprise_id: self.tb.sim.enterprise_id(),
+            enterprise_id: seatsync_tests::boxsim::enterprise_id(&self.tb.sim.enterprise_id()),
             enterprise_name: Some("Acme Inc.".into()),
-            connected_by_box_id: self.tb.sim.primary_admin_id(),
+            connected_by_box_id: seatsync_tests::boxsim::box_id(&self.tb.sim.primary_admin_id()),
             connected_by_login: None,
             connected_by_sub: "sub-1".into(),
             scopes: vec![],

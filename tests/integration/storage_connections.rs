@@ -16,9 +16,9 @@ fn record(status: ConnectionStatus) -> ConnectionRecord {
     ConnectionRecord {
         status,
         method: ConnectMethod::OAuth,
-        enterprise_id: "90210".into(),
+        enterprise_id: seatsync_tests::boxsim::enterprise_id("90210"),
         enterprise_name: Some("Acme".into()),
-        connected_by_box_id: "11".into(),
+        connected_by_box_id: seatsync_tests::boxsim::box_id("11"),
         connected_by_login: None,
         connected_by_sub: "admin@acme.test".into(),
         scopes: vec!["manage_managed_users".into()],

@@ -24,7 +24,7 @@ fn tokens(access: &str, refresh: &str) -> BoxTokenSet {
         obtained_at: now,
         client_id: Some("client-123".into()),
         client_secret: Some(SecretString::from(CLIENT_SECRET)),
-        enterprise_id: Some("987654".into()),
+        enterprise_id: Some(seatsync_tests::boxsim::enterprise_id("987654")),
     }
 }
 

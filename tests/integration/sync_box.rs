@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use box_sim::{Endpoint, Faults};
 use chrono::Utc;
+use seatsync::boxapi::DeleteOptions;
 use seatsync::connection::ActivitySource;
 use seatsync::license::{Activity, UserKind};
 use seatsync::settings::TenantSettings;
 use seatsync::sync::{LicenseStore, SyncKind, SyncOptions, SyncOutcome, SyncPlan};
 use seatsync_tests::aws::TestAws;
-use seatsync_tests::boxsim::TestBox;
+use seatsync_tests::boxsim::{TestBox, box_id};
 use seatsync_tests::sync::{comparable, enterprise, last_login, options, syncer, tenant, truth};
 
 fn plan(kind: SyncKind) -> SyncPlan {
@@ -40,7 +41,7 @@ async fn a_5000_user_enterprise_matches_the_ground_truth_exactly() {
     assert_eq!(stored.len(), sim_users.len(), "every user stored once");
     let mut mismatches = 0;
     for truth_user in &sim_users {
-        let user = &stored[&truth_user.id];
+        let user = &stored[truth_user.id.as_str()];
         if last_login(user) != truth_user.last_login {
             mismatches += 1;
         }
@@ -241,7 +242,7 @@ async fn a_sync_that_fails_halfway_keeps_the_previous_state() {
         .find(|u| u.role == "user" && !u.owns_content && !u.is_external)
         .unwrap();
     tb.client
-        .delete_user(&tb.admin_token(), &gone.id, false, false)
+        .delete_user(&tb.admin_token(), &box_id(&gone.id), DeleteOptions::default())
         .await
         .unwrap();
     tb.sim.inject(
@@ -257,7 +258,7 @@ async fn a_sync_that_fails_halfway_keeps_the_previous_state() {
 
     let users = store.load_users(&tenant()).await.unwrap();
     assert!(
-        users[&gone.id].removed_at.is_none(),
+        users[gone.id.as_str()].removed_at.is_none(),
         "not marked removed by an incomplete listing"
     );
     assert_eq!(
@@ -273,7 +274,7 @@ async fn a_sync_that_fails_halfway_keeps_the_previous_state() {
     // The next complete sync marks the user removed.
     syncer.sync(&plan(SyncKind::Full)).await.unwrap();
     assert!(
-        store.load_users(&tenant()).await.unwrap()[&gone.id]
+        store.load_users(&tenant()).await.unwrap()[gone.id.as_str()]
             .removed_at
             .is_some()
     );
@@ -312,7 +313,7 @@ async fn the_incremental_pass_reads_only_new_logins_and_updates_the_counts() {
         tb.sim.counters().total(Endpoint::Events) <= 3,
         "a handful of event calls"
     );
-    let user = store.get_user(&tenant(), &dormant.id).await.unwrap().unwrap();
+    let user = store.get_user(&tenant(), &box_id(&dormant.id)).await.unwrap().unwrap();
     assert!(matches!(user.activity, Activity::Seen { .. }), "{:?}", user.activity);
     let after = store
         .get_summary(&tenant())
@@ -347,7 +348,7 @@ async fn login_events_delayed_past_the_overlap_are_still_read() {
     let run = syncer.sync(&plan(SyncKind::Incremental)).await.unwrap();
     assert_eq!(run.outcome, SyncOutcome::Succeeded);
 
-    let user = store.get_user(&tenant(), &dormant.id).await.unwrap().unwrap();
+    let user = store.get_user(&tenant(), &box_id(&dormant.id)).await.unwrap().unwrap();
     assert_eq!(
         last_login(&user).map(|t| t.timestamp()),
         Some(created_at.timestamp()),

@@ -93,7 +93,7 @@ impl Fixture {
             obtained_at: Utc::now(),
             client_id: None,
             client_secret: None,
-            enterprise_id: Some(self.tb.sim.enterprise_id()),
+            enterprise_id: Some(seatsync_tests::boxsim::enterprise_id(&self.tb.sim.enterprise_id())),
         };
         TokenVault::write(&self.aws.secret_store(), &tenant, &tokens, &"0".repeat(40))
             .await
@@ -101,9 +101,9 @@ impl Fixture {
         let record = ConnectionRecord {
             status,
             method: ConnectMethod::OAuth,
-            enterprise_id: self.tb.sim.enterprise_id(),
+            enterprise_id: seatsync_tests::boxsim::enterprise_id(&self.tb.sim.enterprise_id()),
             enterprise_name: Some("Acme Inc.".into()),
-            connected_by_box_id: self.tb.sim.primary_admin_id(),
+            connected_by_box_id: seatsync_tests::boxsim::box_id(&self.tb.sim.primary_admin_id()),
             connected_by_login: None,
             connected_by_sub: "sub-1".into(),
             scopes: vec![],
@@ -262,7 +262,7 @@ async fn one_tenants_failure_never_stops_the_others() {
     let bad = TenantId::parse("bad").unwrap();
     // "bad" is connected but its token secret is missing: it fails, "good" still syncs.
     let mut record = Connections::new(f.aws.table()).get(&good).await.unwrap().unwrap();
-    record.enterprise_id = "1".into();
+    record.enterprise_id = seatsync_tests::boxsim::enterprise_id("1");
     Connections::new(f.aws.table()).save(&bad, &record).await.unwrap();
     f.tb.sim.set_faults(Faults::default());
     let event = json!({ "Records": [

@@ -57,7 +57,7 @@ impl Fixture {
             obtained_at: Utc::now(),
             client_id: None,
             client_secret: None,
-            enterprise_id: Some(tb.sim.enterprise_id()),
+            enterprise_id: Some(seatsync_tests::boxsim::enterprise_id(&tb.sim.enterprise_id())),
         };
         TokenVault::write(&store, &tenant, &tokens, &"0".repeat(40))
             .await
@@ -115,9 +115,9 @@ pub fn record(enterprise_id: &str) -> ConnectionRecord {
     ConnectionRecord {
         status: ConnectionStatus::Connected,
         method: ConnectMethod::OAuth,
-        enterprise_id: enterprise_id.into(),
+        enterprise_id: seatsync_tests::boxsim::enterprise_id(enterprise_id),
         enterprise_name: Some("Acme".into()),
-        connected_by_box_id: "1".into(),
+        connected_by_box_id: seatsync_tests::boxsim::box_id("1"),
         connected_by_login: None,
         connected_by_sub: "sub-1".into(),
         scopes: vec![],

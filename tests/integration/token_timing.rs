@@ -148,7 +148,7 @@ async fn a_late_writer_does_not_overwrite_a_reconnect() {
         obtained_at: Utc::now(),
         client_id: None,
         client_secret: None,
-        enterprise_id: Some(f.tb.sim.enterprise_id()),
+        enterprise_id: Some(seatsync_tests::boxsim::enterprise_id(&f.tb.sim.enterprise_id())),
     };
     TokenVault::write(&f.store, &f.tenant, &reconnected, &"7".repeat(40))
         .await

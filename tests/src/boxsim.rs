@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use box_sim::{BoxSim, SimConfig};
 use seatsync::boxapi::{BoxClient, BoxEndpoints, ClientOptions, RetryPolicy};
+use seatsync::ids::{BoxUserId, EnterpriseId};
 use secrecy::SecretString;
 
 /// A running simulator and a client for it.
@@ -30,6 +31,16 @@ pub fn test_client_options() -> ClientOptions {
 }
 
 /// A simulator config with contract checking on when Box's OpenAPI file is available.
+/// A Box user id the simulator issued (always digits), as the client's methods take it.
+pub fn box_id(id: &str) -> BoxUserId {
+    BoxUserId::parse(id).expect("the simulator issues Box user ids of digits")
+}
+
+/// A Box enterprise id the simulator issued (always digits).
+pub fn enterprise_id(id: &str) -> EnterpriseId {
+    EnterpriseId::parse(id).expect("the simulator issues Box enterprise ids of digits")
+}
+
 pub fn sim_config() -> SimConfig {
     let spec = box_sim::contract::default_spec_path();
     static SKIP_NOTICE: Once = Once::new();

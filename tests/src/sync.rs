@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use box_sim::{EnterpriseSpec, SimConfig, SimUser};
 use chrono::{DateTime, Duration, Utc};
-use seatsync::ids::TenantId;
+use seatsync::ids::{BoxUserId, TenantId};
 use seatsync::license::{Activity, UserLicense};
 use seatsync::sync::{LicenseStore, SyncOptions, Syncer};
 use seatsync::tokens::StaticToken;
@@ -94,7 +94,7 @@ pub fn truth(users: &[SimUser], now: DateTime<Utc>) -> Truth {
 }
 
 /// Stored users without the bookkeeping timestamps, for comparing two stores' states.
-pub fn comparable(users: HashMap<String, UserLicense>) -> HashMap<String, UserLicense> {
+pub fn comparable(users: HashMap<BoxUserId, UserLicense>) -> HashMap<BoxUserId, UserLicense> {
     let epoch = DateTime::<Utc>::from_timestamp(0, 0).expect("epoch");
     users
         .into_iter()

@@ -10,7 +10,7 @@ use super::outcome::ActionsError;
 use super::rails::Refusal;
 use super::summary::{SummaryDelta, deleted_delta, refresh_delta, status_delta};
 use super::{Action, ActionsService, Context, DELETE_BILLING_NOTE, TRANSFER_NOTE, UserOutcome, UserResult};
-use crate::boxapi::{BoxError, User, UserStatus};
+use crate::boxapi::{BoxError, DeleteOptions, TransferOptions, User, UserStatus};
 use crate::ids::BoxUserId;
 use crate::license::UserLicense;
 use crate::sync::store::update_user;
@@ -43,7 +43,7 @@ impl ActionsService {
             .unwrap_or(ctx.deadline);
         let read = self.tokens.with_token(&ctx.call.tenant, |token| {
             let api = self.box_api.clone();
-            let id = user.as_str().to_owned();
+            let id = user.clone();
             async move { api.user(&token, &id).await }
         });
         match tokio::time::timeout_at(until, read).await {
@@ -125,7 +125,7 @@ impl ActionsService {
         let wanted = action.target_status().unwrap_or(UserStatus::Active);
         let write = self.tokens.with_token(tenant, |token| {
             let api = self.box_api.clone();
-            let id = user.as_str().to_owned();
+            let id = user.clone();
             async move { api.set_user_status(&token, &id, wanted).await }
         });
         let updated = tokio::time::timeout_at(self.box_deadline(ctx), write)
@@ -159,8 +159,8 @@ impl ActionsService {
         }
         let end = self.tokens.with_token(&ctx.call.tenant, |token| {
             let api = self.box_api.clone();
-            let id = user.as_str().to_owned();
-            async move { api.terminate_sessions(&token, &[id.as_str()]).await }
+            let id = user.clone();
+            async move { api.terminate_sessions(&token, &[&id]).await }
         });
         let failed = match tokio::time::timeout_at(self.box_deadline(ctx), end).await {
             Ok(Ok(())) => return (true, None),
@@ -213,12 +213,10 @@ impl ActionsService {
         user: &BoxUserId,
         change: impl Fn(&UserLicense) -> UserLicense,
     ) -> Result<(UserLicense, UserLicense), Failure> {
-        update_user(&self.table, &ctx.call.tenant, user.as_str(), |current| {
-            Some(change(current))
-        })
-        .await
-        .map_err(|e| Failure::Storage(e.to_string()))?
-        .ok_or_else(|| Failure::Storage(format!("user {} is no longer stored", user.as_str())))
+        update_user(&self.table, &ctx.call.tenant, user, |current| Some(change(current)))
+            .await
+            .map_err(|e| Failure::Storage(e.to_string()))?
+            .ok_or_else(|| Failure::Storage(format!("user {} is no longer stored", user.as_str())))
     }
 
     pub(super) async fn mark_deleted(
@@ -256,8 +254,11 @@ impl ActionsService {
         if let Some(to) = transfer_to {
             let transfer = self.tokens.with_token(tenant, |token| {
                 let api = self.box_api.clone();
-                let (from, to) = (user.as_str().to_owned(), to.as_str().to_owned());
-                async move { api.transfer_content(&token, &from, &to, false).await }
+                let (from, to) = (user.clone(), to.clone());
+                async move {
+                    api.transfer_content(&token, &from, &to, TransferOptions::default())
+                        .await
+                }
             });
             let moved = tokio::time::timeout_at(self.box_deadline(ctx), transfer)
                 .await
@@ -278,8 +279,8 @@ impl ActionsService {
         }
         let removal = self.tokens.with_token(tenant, |token| {
             let api = self.box_api.clone();
-            let id = user.as_str().to_owned();
-            async move { api.delete_user(&token, &id, false, false).await }
+            let id = user.clone();
+            async move { api.delete_user(&token, &id, DeleteOptions::default()).await }
         });
         tokio::time::timeout_at(self.box_deadline(ctx), removal)
             .await

@@ -338,10 +338,7 @@ impl ActionsService {
                 });
                 let more = chosen.len().saturating_sub(MAX_BULK_USERS);
                 chosen.truncate(MAX_BULK_USERS);
-                let targets = chosen
-                    .into_iter()
-                    .filter_map(|u| BoxUserId::parse(&u.box_user_id).ok().map(|id| (id, Some(u))))
-                    .collect();
+                let targets = chosen.into_iter().map(|u| (u.box_user_id.clone(), Some(u))).collect();
                 Ok((targets, more))
             }
         }

@@ -6,6 +6,7 @@ use super::Action;
 use super::failure::Fault;
 use super::rails::Refusal;
 use crate::audit::AuditOutcome;
+use crate::ids::BoxUserId;
 
 /// How one attempt on one user ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +42,7 @@ impl UserOutcome {
 /// The result of one attempt on one user.
 #[derive(Debug, Clone)]
 pub struct UserResult {
-    pub box_user_id: String,
+    pub box_user_id: BoxUserId,
     pub login: Option<String>,
     pub outcome: UserOutcome,
     pub before: Option<&'static str>,

@@ -29,12 +29,12 @@ impl ActionsService {
         let tenant = &ctx.call.tenant;
         let stored = match preloaded {
             Some(u) => Some(u),
-            None => LicenseStore::get_user(&self.table, tenant, user.as_str())
+            None => LicenseStore::get_user(&self.table, tenant, user)
                 .await
                 .map_err(|e| ActionsError::Internal(e.into()))?,
         };
         let transfer_target = match action {
-            Action::Delete { transfer_to: Some(to) } => LicenseStore::get_user(&self.table, tenant, to.as_str())
+            Action::Delete { transfer_to: Some(to) } => LicenseStore::get_user(&self.table, tenant, to)
                 .await
                 .map_err(|e| ActionsError::Internal(e.into()))?,
             _ => None,
@@ -200,7 +200,7 @@ impl ActionsService {
             tenant: ctx.call.tenant.clone(),
             actor: ctx.call.actor.clone(),
             action: action.audit_action(),
-            target_box_user_id: user.as_str().to_owned(),
+            target_box_user_id: user.clone(),
             target_login: stored.and_then(|u| u.login.clone()),
             before_status: before,
             after_status: after,
@@ -215,7 +215,7 @@ impl ActionsService {
             tracing::error!(error = %e, record = ?record, "could not write the audit record");
         }
         UserResult {
-            box_user_id: user.as_str().to_owned(),
+            box_user_id: user.clone(),
             login: record.target_login,
             before: before.map(UserStatus::as_str),
             after: after_label(&outcome, action, before, after),

@@ -147,7 +147,7 @@ mod tests {
 
     fn license(status: UserStatus) -> UserLicense {
         UserLicense {
-            box_user_id: "11".into(),
+            box_user_id: crate::ids::BoxUserId::parse("11").unwrap(),
             login: None,
             name: None,
             status,

@@ -31,7 +31,7 @@ pub use oauth::{AppCredentials, TokenGrant, scopes};
 pub use types::{
     ANONYMOUS_USER_ID, EnterpriseMini, Event, Role, TransferredFolder, USER_FIELDS, User, UserMini, UserStatus,
 };
-pub use users::{UserListPage, UserType};
+pub use users::{DeleteOptions, TransferOptions, UserListPage, UserType, parse_user_id};
 
 /// Where Box lives. Both are configurable: tests and the demo point them at the simulator, and
 /// Box Verified Enterprises use `ent.box.com` for the authorize page.

@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::{BoxClient, BoxError, Effect, RetryPolicy, error, types::AccessTokenBody};
+use crate::ids::EnterpriseId;
 
 /// Scopes seatsync asks for.
 pub mod scopes {
@@ -104,13 +105,17 @@ impl BoxClient {
     /// Client-credentials grant for an enterprise that authorized the app in its Admin Console.
     /// Safe to retry (it spends nothing), so transient failures are retried.
     #[tracing::instrument(skip_all, fields(enterprise_id = %enterprise_id))]
-    pub async fn client_credentials(&self, app: &AppCredentials, enterprise_id: &str) -> Result<TokenGrant, BoxError> {
+    pub async fn client_credentials(
+        &self,
+        app: &AppCredentials,
+        enterprise_id: &EnterpriseId,
+    ) -> Result<TokenGrant, BoxError> {
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", app.client_id.as_str()),
             ("client_secret", app.client_secret.expose_secret()),
             ("box_subject_type", "enterprise"),
-            ("box_subject_id", enterprise_id),
+            ("box_subject_id", enterprise_id.as_str()),
         ];
         self.token_call_with(
             "oauth2.token.client_credentials",

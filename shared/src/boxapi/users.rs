@@ -8,6 +8,24 @@ use serde_json::json;
 
 use super::types::{TransferredFolder, USER_FIELDS, User, UserStatus, UsersPage};
 use super::{BoxClient, BoxError, Effect};
+use crate::ids::BoxUserId;
+
+/// How [`BoxClient::delete_user`] deletes. `Default`: no e-mail to the user, and Box refuses while
+/// the user owns content.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// Box e-mails the user that their account was deleted.
+    pub notify: bool,
+    /// Delete even if the user owns content (the content is deleted with them).
+    pub force: bool,
+}
+
+/// How [`BoxClient::transfer_content`] moves content. `Default`: no e-mail to the receiver.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransferOptions {
+    /// Box e-mails the receiving user about the new folder.
+    pub notify: bool,
+}
 
 /// Box's `user_type` filter. `Managed` includes app users (`is_platform_access_only`). There is
 /// no `External`: Box returns an external user only to a `filter_term` equal to its login, so
@@ -54,8 +72,8 @@ impl BoxClient {
 
     /// One user by id.
     #[tracing::instrument(skip(self, token))]
-    pub async fn user(&self, token: &SecretString, user_id: &str) -> Result<User, BoxError> {
-        let url = self.endpoints.api(&format!("/2.0/users/{}", path_segment(user_id)?));
+    pub async fn user(&self, token: &SecretString, user_id: &BoxUserId) -> Result<User, BoxError> {
+        let url = self.endpoints.api(&format!("/2.0/users/{user_id}"));
         let body = self
             .api_call("users.get", token, Effect::Idempotent, |http| {
                 http.get(url.clone()).query(&[("fields", USER_FIELDS)])
@@ -124,10 +142,10 @@ impl BoxClient {
     pub async fn set_user_status(
         &self,
         token: &SecretString,
-        user_id: &str,
+        user_id: &BoxUserId,
         status: UserStatus,
     ) -> Result<User, BoxError> {
-        let url = self.endpoints.api(&format!("/2.0/users/{}", path_segment(user_id)?));
+        let url = self.endpoints.api(&format!("/2.0/users/{user_id}"));
         let payload = json!({ "status": status.as_str() });
         let body = self
             .api_call("users.update", token, Effect::Idempotent, |http| {
@@ -137,18 +155,17 @@ impl BoxClient {
         Self::decode("users.update", &body)
     }
 
-    /// Deletes a user. With `force = false`, Box refuses while the user owns content:
+    /// Deletes a user. Without [`DeleteOptions::force`], Box refuses while the user owns content:
     /// [`BoxError::OwnsContent`]. A retry after a lost answer that finds the user gone is success.
     #[tracing::instrument(skip(self, token))]
     pub async fn delete_user(
         &self,
         token: &SecretString,
-        user_id: &str,
-        notify: bool,
-        force: bool,
+        user_id: &BoxUserId,
+        options: DeleteOptions,
     ) -> Result<(), BoxError> {
-        let url = self.endpoints.api(&format!("/2.0/users/{}", path_segment(user_id)?));
-        let query = [("notify", bool_str(notify)), ("force", bool_str(force))];
+        let url = self.endpoints.api(&format!("/2.0/users/{user_id}"));
+        let query = [("notify", bool_str(options.notify)), ("force", bool_str(options.force))];
         let answer = self
             .authorized("users.delete", token, Effect::Idempotent, |http| {
                 http.delete(url.clone()).query(&query)
@@ -169,15 +186,13 @@ impl BoxClient {
     pub async fn transfer_content(
         &self,
         token: &SecretString,
-        from_user: &str,
-        to_user: &str,
-        notify: bool,
+        from_user: &BoxUserId,
+        to_user: &BoxUserId,
+        options: TransferOptions,
     ) -> Result<TransferredFolder, BoxError> {
-        let url = self
-            .endpoints
-            .api(&format!("/2.0/users/{}/folders/0", path_segment(from_user)?));
+        let url = self.endpoints.api(&format!("/2.0/users/{from_user}/folders/0"));
         let payload = json!({ "owned_by": { "id": to_user } });
-        let query = [("notify", bool_str(notify)), ("fields", "id,name")];
+        let query = [("notify", bool_str(options.notify)), ("fields", "id,name")];
         let body = self
             .api_call("users.transfer_content", token, Effect::NotIdempotent, |http| {
                 http.put(url.clone()).query(&query).json(&payload)
@@ -188,7 +203,7 @@ impl BoxClient {
 
     /// Ends the users' open Box sessions (Box does it asynchronously; 202).
     #[tracing::instrument(skip(self, token))]
-    pub async fn terminate_sessions(&self, token: &SecretString, user_ids: &[&str]) -> Result<(), BoxError> {
+    pub async fn terminate_sessions(&self, token: &SecretString, user_ids: &[&BoxUserId]) -> Result<(), BoxError> {
         let url = self.endpoints.api("/2.0/users/terminate_sessions");
         let payload = json!({ "user_ids": user_ids });
         self.api_call("users.terminate_sessions", token, Effect::Idempotent, |http| {
@@ -203,16 +218,16 @@ fn bool_str(b: bool) -> &'static str {
     if b { "true" } else { "false" }
 }
 
-/// Box ids are digits; anything else never reaches a URL path.
-fn path_segment(id: &str) -> Result<&str, BoxError> {
-    if !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(id)
-    } else {
-        Err(BoxError::Rejected(super::BoxErrorDetail {
+/// A Box user id read from Box's own answers (an event's `created_by`, a listing) as the client's
+/// methods take it: Box ids are digits, and anything else is refused here, as Box's answer to a
+/// malformed id would be, so it never reaches a URL path.
+pub fn parse_user_id(id: &str) -> Result<BoxUserId, BoxError> {
+    BoxUserId::parse(id).map_err(|_| {
+        BoxError::Rejected(super::BoxErrorDetail {
             status: 400,
             code: Some("invalid_user_id".into()),
             message: Some("a Box user id is 1 to 20 digits".into()),
             request_id: None,
-        }))
-    }
+        })
+    })
 }

@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::{CallbackInput, CallbackOutcome, ClientCredentialsInput, ConnectError, ConnectService};
+use super::{CallbackInput, CallbackOutcome, ClientCredentialsInput, ConnectError, ConnectService, StartOptions};
 use crate::api::{self, ApiError, ApiJson, ApiJsonOrDefault, Identity, RouteTable, TenantClaim};
 
 /// The cookie that binds an OAuth flow to the browser that started it.
@@ -111,7 +111,13 @@ async fn start(
     ApiJsonOrDefault(body): ApiJsonOrDefault<StartRequest>,
 ) -> Result<Response, ApiError> {
     let started = service
-        .start(&identity.tenant, &identity.sub, body.content_transfer)
+        .start(
+            &identity.tenant,
+            &identity.sub,
+            StartOptions {
+                content_transfer: body.content_transfer,
+            },
+        )
         .await?;
     let cookie = format!(
         "{COOKIE_NAME}={}; HttpOnly; Secure; SameSite=Lax; Path={CALLBACK_PATH}; Max-Age={}",

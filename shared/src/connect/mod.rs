@@ -26,7 +26,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::boxapi::{AppCredentials, BoxClient, BoxError, EventsQuery, OAuthErrorKind, TokenGrant, User, scopes};
 use crate::connection::{ActivitySource, AppConfig, ConnectMethod, ConnectionRecord, ConnectionStatus, Connections};
-use crate::ids::{EnterpriseId, TenantId};
+use crate::ids::{BoxUserId, EnterpriseId, TenantId};
 use crate::storage::schema::{SK_OAUTH_STATE, oauth_state_pk};
 use crate::storage::{BoxTokenSet, PutOutcome, Table, TokenKind, request_token_from};
 use crate::tokens::TokenVault;
@@ -88,17 +88,17 @@ impl ConnectService {
     }
 
     /// Starts a connection for `tenant`, started by `sub`.
-    #[tracing::instrument(skip_all, fields(tenant = %tenant, content_transfer))]
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, content_transfer = options.content_transfer))]
     pub async fn start(
         &self,
         tenant: &TenantId,
         sub: &str,
-        content_transfer: bool,
+        options: StartOptions,
     ) -> Result<StartedConnect, ConnectError> {
         let state = SecretString::from(random_token());
         let nonce = random_token();
         let mut wanted: Vec<&str> = scopes::BASE.to_vec();
-        if content_transfer {
+        if options.content_transfer {
             wanted.push(scopes::ROOT_READWRITE);
         }
         let now = Utc::now();
@@ -237,7 +237,11 @@ impl ConnectService {
         let Some(enterprise) = me.enterprise.clone().filter(|_| me.role.is_some_and(|r| r.is_admin())) else {
             return self.refuse(&grant, RefusalReason::NotAdmin).await;
         };
-        match self.other_enterprise(tenant, &enterprise.id).await {
+        let Some(ids) = BoxIds::of(&me, &enterprise) else {
+            tracing::warn!("Box answered with a user or enterprise id that is not digits");
+            return self.refuse(&grant, RefusalReason::BoxRefused).await;
+        };
+        match self.other_enterprise(tenant, &ids.enterprise).await {
             Ok(None) => {}
             Ok(Some(_)) => return self.refuse(&grant, RefusalReason::ConnectedToAnotherEnterprise).await,
             Err(e) => {
@@ -259,12 +263,13 @@ impl ConnectService {
             obtained_at: now,
             client_id: None,
             client_secret: None,
-            enterprise_id: Some(enterprise.id.clone()),
+            enterprise_id: Some(ids.enterprise.clone()),
         };
         let record = record_for(
             ConnectMethod::OAuth,
             &me,
             &enterprise,
+            ids,
             &pending.sub,
             pending.scopes.clone(),
             activity_source,
@@ -355,7 +360,7 @@ impl ConnectService {
             client_id: input.client_id.clone(),
             client_secret: input.client_secret.clone(),
         };
-        let grant = match self.box_api.client_credentials(&app, enterprise_id.as_str()).await {
+        let grant = match self.box_api.client_credentials(&app, &enterprise_id).await {
             Ok(grant) => grant,
             Err(e @ BoxError::OAuth { .. }) => {
                 tracing::info!(error = %e, reason = "credentials_refused", "client-credentials connect refused");
@@ -371,7 +376,10 @@ impl ConnectService {
                 "the app's token does not belong to this enterprise; check `enterprise_id`".into(),
             ));
         };
-        if let Some(existing) = self.other_enterprise(tenant, &enterprise.id).await? {
+        let ids = BoxIds::of(&me, &enterprise).ok_or_else(|| {
+            ConnectError::Unexpected(anyhow::anyhow!("Box answered with a user id that is not digits"))
+        })?;
+        if let Some(existing) = self.other_enterprise(tenant, &ids.enterprise).await? {
             return Err(ConnectError::ConnectedToAnotherEnterprise(format!(
                 "this seatsync account is connected to Box enterprise {existing}; disconnect it first (DELETE /connections/box), then connect the new one"
             )));
@@ -385,12 +393,13 @@ impl ConnectService {
             obtained_at: Utc::now(),
             client_id: Some(input.client_id.clone()),
             client_secret: Some(input.client_secret.clone()),
-            enterprise_id: Some(enterprise_id.as_str().to_owned()),
+            enterprise_id: Some(enterprise_id),
         };
         let record = record_for(
             ConnectMethod::ClientCredentials,
             &me,
             &enterprise,
+            ids,
             sub,
             Vec::new(),
             activity_source,
@@ -402,10 +411,14 @@ impl ConnectService {
     }
 
     /// The enterprise the tenant is connected (or awaiting re-authorization) to, when it is not `enterprise_id`.
-    async fn other_enterprise(&self, tenant: &TenantId, enterprise_id: &str) -> Result<Option<String>, ConnectError> {
+    async fn other_enterprise(
+        &self,
+        tenant: &TenantId,
+        enterprise_id: &EnterpriseId,
+    ) -> Result<Option<EnterpriseId>, ConnectError> {
         let existing = self.connections.get(tenant).await.map_err(anyhow::Error::from)?;
         Ok(existing
-            .filter(|r| r.status != ConnectionStatus::Disconnected && r.enterprise_id != enterprise_id)
+            .filter(|r| r.status != ConnectionStatus::Disconnected && r.enterprise_id != *enterprise_id)
             .map(|r| r.enterprise_id))
     }
 
@@ -550,10 +563,26 @@ impl ConnectService {
     }
 }
 
+/// The connecting user's and enterprise's ids from Box's answer, checked once (Box ids are digits).
+struct BoxIds {
+    user: BoxUserId,
+    enterprise: EnterpriseId,
+}
+
+impl BoxIds {
+    fn of(me: &User, enterprise: &crate::boxapi::EnterpriseMini) -> Option<Self> {
+        Some(Self {
+            user: BoxUserId::parse(&me.id).ok()?,
+            enterprise: EnterpriseId::parse(&enterprise.id).ok()?,
+        })
+    }
+}
+
 fn record_for(
     method: ConnectMethod,
     me: &User,
     enterprise: &crate::boxapi::EnterpriseMini,
+    ids: BoxIds,
     sub: &str,
     scopes: Vec<String>,
     activity_source: ActivitySource,
@@ -562,9 +591,9 @@ fn record_for(
     ConnectionRecord {
         status: ConnectionStatus::Connected,
         method,
-        enterprise_id: enterprise.id.clone(),
+        enterprise_id: ids.enterprise,
         enterprise_name: enterprise.name.clone(),
-        connected_by_box_id: me.id.clone(),
+        connected_by_box_id: ids.user,
         connected_by_login: me.login.clone(),
         connected_by_sub: sub.to_owned(),
         scopes,

@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::config::{ConfigError, Env, or_default, required};
 use crate::connection::{ActivitySource, ConnectMethod, ConnectionRecord, ConnectionStatus};
-use crate::ids::TenantId;
+use crate::ids::{BoxUserId, EnterpriseId, TenantId};
 
 /// How long a started connection may take to come back from Box.
 pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(600);
@@ -132,6 +132,13 @@ pub enum CallbackOutcome {
     Refused(RefusalReason),
 }
 
+/// What a new connection asks Box for. `Default`: the base scopes only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// Also ask for `root_readwrite`, which moving a deleted user's content needs.
+    pub content_transfer: bool,
+}
+
 /// A started connection: where to send the browser, and the cookie that binds it.
 pub struct StartedConnect {
     /// Carries the state: as sensitive as it, never logged.
@@ -194,14 +201,14 @@ pub struct ConnectionView {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnterpriseView {
-    pub id: String,
+    pub id: EnterpriseId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConnectedBy {
-    pub box_user_id: String,
+    pub box_user_id: BoxUserId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
 }

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::users::{self, UserParams, UserQuery};
+use super::users::{self, ListFormat, UserParams, UserQuery};
 use super::{ReportsError, ReportsService, parse_settings_with};
 use crate::api::{self, ApiError, ApiJson, ApiQuery, Identity, RouteTable, TenantClaim};
 
@@ -141,10 +141,14 @@ async fn list_users(
     ApiQuery(params): ApiQuery<UserParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let csv = wants_csv(&headers);
-    let query = UserQuery::from_params(params, csv).map_err(|e| ApiError::invalid_field(e.field, e.detail))?;
+    let format = if wants_csv(&headers) {
+        ListFormat::Csv
+    } else {
+        ListFormat::Json
+    };
+    let query = UserQuery::from_params(params, format).map_err(|e| ApiError::invalid_field(e.field, e.detail))?;
     let page = service.users(&identity.tenant, &query).await?;
-    if !csv {
+    if format == ListFormat::Json {
         return Ok(json_response(StatusCode::OK, &page));
     }
     let (body, rows) = users::to_csv(&page.users);

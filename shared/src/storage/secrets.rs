@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ids::TenantId;
+use crate::ids::{EnterpriseId, TenantId};
 
 /// Prefix of every secret name unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "seatsync/";
@@ -246,7 +246,7 @@ pub struct BoxTokenSet {
     #[serde(serialize_with = "expose::optional_secret", default)]
     pub client_secret: Option<SecretString>,
     #[serde(default)]
-    pub enterprise_id: Option<String>,
+    pub enterprise_id: Option<EnterpriseId>,
 }
 
 impl std::fmt::Debug for BoxTokenSet {
@@ -333,7 +333,7 @@ mod tests {
             obtained_at: DateTime::from_timestamp(1_899_996_400, 0).unwrap(),
             client_id: Some("client-id".into()),
             client_secret: Some(SecretString::from("csecret-CCCC-3333")),
-            enterprise_id: Some("42".into()),
+            enterprise_id: Some(EnterpriseId::parse("42").unwrap()),
         }
     }
 

@@ -20,9 +20,9 @@ use super::store::{LicenseStore, VERSIONED_ATTEMPTS, update_summary, update_user
 use super::{
     LicenseSummary, ListingProgress, RunProgress, SliceProgress, SyncCheckpoint, SyncKind, SyncOutcome, SyncRun,
 };
-use crate::boxapi::{BoxClient, BoxError, RequestBudget, User, UserStatus, UserType};
+use crate::boxapi::{BoxClient, BoxError, RequestBudget, User, UserStatus, UserType, parse_user_id};
 use crate::connection::ActivitySource;
-use crate::ids::TenantId;
+use crate::ids::{BoxUserId, TenantId};
 use crate::license::{Activity, ActivityHistogram, ActivityOrigin, UserKind, UserLicense};
 use crate::settings::TenantSettings;
 use crate::storage::{StoreError, VersionedOutcome};
@@ -361,7 +361,7 @@ impl Syncer {
             .load_listed(tenant, &progress.run_id, listing.listed_chunks)
             .await?;
         for id in &listed_before {
-            if let Some(user) = stored.remove(id) {
+            if let Some(user) = stored.remove(id.as_str()) {
                 count_user(&mut summary, &user, 1);
             }
         }
@@ -398,6 +398,12 @@ impl Syncer {
                     if listed_before.contains(&user.id) {
                         continue;
                     }
+                    // Box ids are digits; an id that is not one could not be acted on nor keyed
+                    // safely, so such an entry is left out of the listing (Box sends none).
+                    let Ok(id) = BoxUserId::parse(&user.id) else {
+                        tracing::warn!("Box listed a user whose id is not digits; skipped");
+                        continue;
+                    };
                     tally.users_listed += 1;
                     let kind = if user.is_platform_access_only {
                         UserKind::AppUser
@@ -405,8 +411,8 @@ impl Syncer {
                         UserKind::Managed
                     };
                     let activity = activity_of(&user, &logins, sso.as_ref());
-                    let previous = stored.remove(&user.id);
-                    let next = UserLicense::from_box(&user, kind, activity, previous.as_ref(), now);
+                    let previous = stored.remove(id.as_str());
+                    let next = UserLicense::from_box(id, &user, kind, activity, previous.as_ref(), now);
                     count_user(&mut summary, &next, 1);
                     listed.push(user.id);
                     if previous.is_none_or(|old| !old.same_state(&next)) {
@@ -529,7 +535,7 @@ impl Syncer {
         let mut ordered: Vec<(&String, &DateTime<Utc>)> = logins.iter().collect();
         ordered.sort_unstable();
         let mut newcomers: Vec<UserLicense> = Vec::new();
-        let mut later_seen: Vec<(String, Activity)> = Vec::new();
+        let mut later_seen: Vec<(BoxUserId, Activity)> = Vec::new();
         for (id, at) in ordered {
             if self.near_deadline(plan.deadline) {
                 // Nothing is written yet: the next invocation does this part again.
@@ -540,13 +546,15 @@ impl Syncer {
                 at: *at,
                 origin: ActivityOrigin::BoxLogin,
             };
-            match self.store.get_user(tenant, id).await? {
+            // An event's user id is Box's text: checked here, refused as Box would refuse it.
+            let id = parse_user_id(id)?;
+            match self.store.get_user(tenant, &id).await? {
                 Some(current) if current.activity.latest(seen) == current.activity => {}
-                Some(_) => later_seen.push((id.clone(), seen)),
+                Some(_) => later_seen.push((id, seen)),
                 None => {
                     // Someone new since the last full sync: fetch and count them now.
                     let token = self.tokens.token(tenant, None).await?;
-                    let user = match client.user(&token, id).await {
+                    let user = match client.user(&token, &id).await {
                         Ok(user) => user,
                         Err(BoxError::NotFound(_)) => continue,
                         Err(e) => return Err(e.into()),
@@ -557,7 +565,7 @@ impl Syncer {
                     } else {
                         UserKind::Managed
                     };
-                    newcomers.push(UserLicense::from_box(&user, kind, seen, None, now));
+                    newcomers.push(UserLicense::from_box(id, &user, kind, seen, None, now));
                 }
             }
         }

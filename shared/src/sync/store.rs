@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::TenantId;
+use crate::ids::{BoxUserId, TenantId};
 use crate::license::UserLicense;
 use crate::storage::schema::{
     SK_SUMMARY, SK_SYNC_CHECKPOINT, SK_SYNC_LISTED_PREFIX, SK_SYNC_PREFIX, SK_SYNC_SCRATCH_PREFIX, SK_USER_PREFIX,
@@ -28,8 +28,8 @@ const LISTED_IDS_PER_ITEM: usize = 10_000;
 #[async_trait]
 pub trait LicenseStore: Send + Sync {
     /// Every stored user of the tenant, removed ones included.
-    async fn load_users(&self, tenant: &TenantId) -> Result<HashMap<String, UserLicense>, StoreError>;
-    async fn get_user(&self, tenant: &TenantId, box_user_id: &str) -> Result<Option<UserLicense>, StoreError>;
+    async fn load_users(&self, tenant: &TenantId) -> Result<HashMap<BoxUserId, UserLicense>, StoreError>;
+    async fn get_user(&self, tenant: &TenantId, box_user_id: &BoxUserId) -> Result<Option<UserLicense>, StoreError>;
     /// Writes users (batched); returns how many items were written.
     async fn put_users(&self, tenant: &TenantId, users: &[UserLicense]) -> Result<usize, StoreError>;
     async fn get_summary(&self, tenant: &TenantId) -> Result<Option<LicenseSummary>, StoreError>;
@@ -38,7 +38,7 @@ pub trait LicenseStore: Send + Sync {
     async fn get_user_versioned(
         &self,
         tenant: &TenantId,
-        box_user_id: &str,
+        box_user_id: &BoxUserId,
     ) -> Result<Option<VersionedItem<UserLicense>>, StoreError>;
     /// Writes one user if its stored version is still `expected` (`None`: it must not exist);
     /// a plain [`LicenseStore::put_users`] changes the version too.
@@ -133,7 +133,7 @@ pub async fn update_summary<S: LicenseStore + ?Sized>(
 pub async fn update_user<S: LicenseStore + ?Sized>(
     store: &S,
     tenant: &TenantId,
-    box_user_id: &str,
+    box_user_id: &BoxUserId,
     change: impl Fn(&UserLicense) -> Option<UserLicense>,
 ) -> Result<Option<(UserLicense, UserLicense)>, StoreError> {
     for attempt in 0..VERSIONED_ATTEMPTS {
@@ -220,7 +220,7 @@ struct ListedItem {
 
 #[async_trait]
 impl LicenseStore for Table {
-    async fn load_users(&self, tenant: &TenantId) -> Result<HashMap<String, UserLicense>, StoreError> {
+    async fn load_users(&self, tenant: &TenantId) -> Result<HashMap<BoxUserId, UserLicense>, StoreError> {
         let pk = tenant_pk(tenant);
         let mut users = HashMap::new();
         let mut cursor: Option<String> = None;
@@ -240,15 +240,15 @@ impl LicenseStore for Table {
         )))
     }
 
-    async fn get_user(&self, tenant: &TenantId, box_user_id: &str) -> Result<Option<UserLicense>, StoreError> {
-        self.get(&tenant_pk(tenant), &user_sk(box_user_id)).await
+    async fn get_user(&self, tenant: &TenantId, box_user_id: &BoxUserId) -> Result<Option<UserLicense>, StoreError> {
+        self.get(&tenant_pk(tenant), &user_sk(box_user_id.as_str())).await
     }
 
     async fn put_users(&self, tenant: &TenantId, users: &[UserLicense]) -> Result<usize, StoreError> {
         let pk = tenant_pk(tenant);
         let items: Vec<(Key, &UserLicense)> = users
             .iter()
-            .map(|u| (Key::new(&pk, user_sk(&u.box_user_id)), u))
+            .map(|u| (Key::new(&pk, user_sk(u.box_user_id.as_str())), u))
             .collect();
         Ok(self.batch_put_stamped(&items, Some(write_stamp())).await?.items_written)
     }
@@ -267,9 +267,10 @@ impl LicenseStore for Table {
     async fn get_user_versioned(
         &self,
         tenant: &TenantId,
-        box_user_id: &str,
+        box_user_id: &BoxUserId,
     ) -> Result<Option<VersionedItem<UserLicense>>, StoreError> {
-        self.get_versioned(&tenant_pk(tenant), &user_sk(box_user_id)).await
+        self.get_versioned(&tenant_pk(tenant), &user_sk(box_user_id.as_str()))
+            .await
     }
 
     async fn put_user_versioned(
@@ -278,7 +279,7 @@ impl LicenseStore for Table {
         user: &UserLicense,
         expected: Option<u64>,
     ) -> Result<VersionedOutcome, StoreError> {
-        self.put_versioned(&tenant_pk(tenant), &user_sk(&user.box_user_id), user, expected)
+        self.put_versioned(&tenant_pk(tenant), &user_sk(user.box_user_id.as_str()), user, expected)
             .await
     }
 
@@ -421,7 +422,7 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct MemoryState {
     /// Users with their optimistic-lock version (kept together: one key per user, as in DynamoDB).
-    users: HashMap<(TenantId, String), (UserLicense, u64)>,
+    users: HashMap<(TenantId, BoxUserId), (UserLicense, u64)>,
     summaries: HashMap<TenantId, (LicenseSummary, u64)>,
     checkpoints: HashMap<TenantId, SyncCheckpoint>,
     runs: Vec<(TenantId, SyncRun)>,
@@ -468,7 +469,7 @@ impl MemoryStore {
 
 #[async_trait]
 impl LicenseStore for MemoryStore {
-    async fn load_users(&self, tenant: &TenantId) -> Result<HashMap<String, UserLicense>, StoreError> {
+    async fn load_users(&self, tenant: &TenantId) -> Result<HashMap<BoxUserId, UserLicense>, StoreError> {
         Ok(self
             .lock()
             .users
@@ -477,11 +478,11 @@ impl LicenseStore for MemoryStore {
             .map(|((_, id), (u, _))| (id.clone(), u.clone()))
             .collect())
     }
-    async fn get_user(&self, tenant: &TenantId, box_user_id: &str) -> Result<Option<UserLicense>, StoreError> {
+    async fn get_user(&self, tenant: &TenantId, box_user_id: &BoxUserId) -> Result<Option<UserLicense>, StoreError> {
         Ok(self
             .lock()
             .users
-            .get(&(tenant.clone(), box_user_id.to_owned()))
+            .get(&(tenant.clone(), box_user_id.clone()))
             .map(|(u, _)| u.clone()))
     }
     async fn put_users(&self, tenant: &TenantId, users: &[UserLicense]) -> Result<usize, StoreError> {
@@ -515,10 +516,10 @@ impl LicenseStore for MemoryStore {
     async fn get_user_versioned(
         &self,
         tenant: &TenantId,
-        box_user_id: &str,
+        box_user_id: &BoxUserId,
     ) -> Result<Option<VersionedItem<UserLicense>>, StoreError> {
         let state = self.lock();
-        let key = (tenant.clone(), box_user_id.to_owned());
+        let key = (tenant.clone(), box_user_id.clone());
         Ok(state.users.get(&key).map(|(u, version)| VersionedItem {
             item: u.clone(),
             version: *version,
@@ -650,7 +651,7 @@ mod tests {
 
     fn user(id: &str, status: crate::boxapi::UserStatus) -> UserLicense {
         UserLicense {
-            box_user_id: id.into(),
+            box_user_id: BoxUserId::parse(id).unwrap(),
             login: None,
             name: None,
             status,
@@ -670,11 +671,12 @@ mod tests {
         use crate::boxapi::UserStatus;
         let store = MemoryStore::default();
         let tenant = TenantId::parse("acme").unwrap();
+        let one = BoxUserId::parse("1").unwrap();
         store
             .put_users(&tenant, &[user("1", UserStatus::Active)])
             .await
             .unwrap();
-        let read = store.get_user_versioned(&tenant, "1").await.unwrap().unwrap();
+        let read = store.get_user_versioned(&tenant, &one).await.unwrap().unwrap();
         // A sync's batch write lands in between (it cannot be conditional).
         store
             .put_users(&tenant, &[user("1", UserStatus::Active)])
@@ -687,7 +689,7 @@ mod tests {
         assert_eq!(outcome, VersionedOutcome::Conflict);
         // Racing read-modify-writes each land once.
         let flips = futures::future::join_all((0..10).map(|_| {
-            update_user(&store, &tenant, "1", |u| {
+            update_user(&store, &tenant, &one, |u| {
                 Some(UserLicense {
                     name: Some(format!("{}x", u.name.clone().unwrap_or_default())),
                     ..u.clone()
@@ -696,7 +698,7 @@ mod tests {
         }))
         .await;
         assert!(flips.iter().all(Result::is_ok));
-        let name = store.get_user(&tenant, "1").await.unwrap().unwrap().name.unwrap();
+        let name = store.get_user(&tenant, &one).await.unwrap().unwrap().name.unwrap();
         assert_eq!(name.len(), 10, "no update lost: {name}");
     }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use seatsync::boxapi::{AppCredentials, BoxClient, BoxEndpoints, ClientOptions};
 use seatsync::connection::ActivitySource;
-use seatsync::ids::TenantId;
+use seatsync::ids::{EnterpriseId, TenantId};
 use seatsync::license::Activity;
 use seatsync::settings::TenantSettings;
 use seatsync::sync::{LicenseStore, MemoryStore, SyncKind, SyncOptions, SyncOutcome, SyncPlan, SyncRun, Syncer};
@@ -320,7 +320,7 @@ async fn run_scenario(
         client_secret: SecretString::from(SIM_CLIENT_SECRET),
     };
     let grant = box_api
-        .client_credentials(&app, &sim.summary.enterprise_id)
+        .client_credentials(&app, &EnterpriseId::parse(&sim.summary.enterprise_id)?)
         .await
         .context("client-credentials token from the simulator")?;
     let store = Arc::new(MemoryStore::default());

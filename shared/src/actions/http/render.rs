@@ -192,7 +192,7 @@ mod tests {
 
     fn result(outcome: UserOutcome) -> UserResult {
         UserResult {
-            box_user_id: "11".into(),
+            box_user_id: crate::ids::BoxUserId::parse("11").unwrap(),
             login: Some("a@example.com".into()),
             outcome,
             before: Some("active"),

@@ -131,7 +131,7 @@ pub(super) fn check(
     if u.role.is_some_and(|r| r.is_admin()) {
         return Some(Refusal::Admin);
     }
-    if facts.connection.is_some_and(|c| c.connected_by_box_id == user.as_str()) {
+    if facts.connection.is_some_and(|c| c.connected_by_box_id == *user) {
         return Some(Refusal::ConnectedAccount);
     }
     if u.login.as_deref().is_some_and(|login| {

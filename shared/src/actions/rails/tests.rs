@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::connection::{ActivitySource, ConnectMethod};
+use crate::ids::EnterpriseId;
 use crate::license::ActivityOrigin;
 use chrono::Duration;
 
@@ -18,7 +19,7 @@ fn now() -> DateTime<Utc> {
 /// A managed, active user with no role issue, idle for a year, owning nothing.
 fn license(box_user_id: &str) -> UserLicense {
     UserLicense {
-        box_user_id: box_user_id.into(),
+        box_user_id: BoxUserId::parse(box_user_id).unwrap(),
         login: Some(format!("user{box_user_id}@example.com")),
         name: None,
         status: UserStatus::Active,
@@ -44,9 +45,9 @@ fn connection(status: ConnectionStatus) -> ConnectionRecord {
     ConnectionRecord {
         status,
         method: ConnectMethod::OAuth,
-        enterprise_id: "42".into(),
+        enterprise_id: EnterpriseId::parse("42").unwrap(),
         enterprise_name: None,
-        connected_by_box_id: "900".into(),
+        connected_by_box_id: BoxUserId::parse("900").unwrap(),
         connected_by_login: None,
         connected_by_sub: "admin".into(),
         scopes: Vec::new(),
@@ -163,7 +164,7 @@ fn co_admins_are_never_deleted() {
 fn the_account_seatsync_is_connected_through_is_never_changed() {
     let mut case = Case::new();
     if let Some(c) = case.connection.as_mut() {
-        c.connected_by_box_id = USER.into();
+        c.connected_by_box_id = BoxUserId::parse(USER).unwrap();
     }
     assert_eq!(case.check(&Action::Deactivate), Some(Refusal::ConnectedAccount));
 }

@@ -77,7 +77,7 @@ pub fn to_csv(rows: &[UserRow]) -> (String, usize) {
         let removed = time(r.removed_at);
         csv_line(
             &[
-                &r.box_user_id,
+                r.box_user_id.as_str(),
                 r.login.as_deref().unwrap_or_default(),
                 r.name.as_deref().unwrap_or_default(),
                 status,

@@ -22,11 +22,12 @@ mod query;
 pub use csv::{CSV_HEADER, MAX_CSV_BYTES, csv_cell, to_csv};
 use query::invalid;
 pub use query::{
-    DEFAULT_JSON_LIMIT, MAX_CSV_LIMIT, MAX_JSON_LIMIT, Order, QueryError, RoleFilter, SortField, UserParams, UserQuery,
+    DEFAULT_JSON_LIMIT, ListFormat, MAX_CSV_LIMIT, MAX_JSON_LIMIT, Order, QueryError, RoleFilter, SortField,
+    UserParams, UserQuery,
 };
 
 use crate::boxapi::{Role, UserStatus};
-use crate::ids::TenantId;
+use crate::ids::{BoxUserId, TenantId};
 use crate::license::{Activity, ActivityOrigin, UserKind, UserLicense};
 
 /// The longest cursor accepted.
@@ -66,7 +67,7 @@ impl ActivityState {
 /// One user as the list answers it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserRow {
-    pub box_user_id: String,
+    pub box_user_id: BoxUserId,
     pub login: Option<String>,
     pub name: Option<String>,
     pub status: UserStatus,
@@ -136,7 +137,7 @@ fn matches(query: &UserQuery, user: &UserLicense, state: ActivityState) -> bool 
 struct SortKey(i64, String, String);
 
 fn sort_key(sort: SortField, user: &UserLicense) -> SortKey {
-    let id = user.box_user_id.clone();
+    let id = user.box_user_id.as_str().to_owned();
     match sort {
         // Oldest activity first: never-active users before those without data, before dates.
         SortField::LastActivity => {
@@ -305,7 +306,7 @@ mod tests {
 
     fn user(id: &str, login: &str, activity: Activity) -> UserLicense {
         UserLicense {
-            box_user_id: id.into(),
+            box_user_id: BoxUserId::parse(id).unwrap(),
             login: Some(login.into()),
             name: Some(format!("Name {id}")),
             status: UserStatus::Active,

@@ -104,13 +104,19 @@ pub(super) fn invalid(field: &'static str, detail: impl Into<String>) -> QueryEr
     }
 }
 
+/// The form the list is answered in; each has its own page limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    Json,
+    Csv,
+}
+
 impl UserQuery {
-    /// Checks the ranges of `params`; `csv` selects the CSV limits.
-    pub fn from_params(params: UserParams, csv: bool) -> Result<Self, QueryError> {
-        let (max, default) = if csv {
-            (MAX_CSV_LIMIT, MAX_CSV_LIMIT)
-        } else {
-            (MAX_JSON_LIMIT, DEFAULT_JSON_LIMIT)
+    /// Checks the ranges of `params`; the CSV format has its own limits.
+    pub fn from_params(params: UserParams, format: ListFormat) -> Result<Self, QueryError> {
+        let (max, default) = match format {
+            ListFormat::Csv => (MAX_CSV_LIMIT, MAX_CSV_LIMIT),
+            ListFormat::Json => (MAX_JSON_LIMIT, DEFAULT_JSON_LIMIT),
         };
         if params.inactive_days.is_some_and(|d| !(1..=365).contains(&d)) {
             return Err(invalid(
@@ -186,7 +192,8 @@ impl UserQuery {
 #[cfg(test)]
 pub(super) fn read(raw: &str, csv: bool) -> Result<UserQuery, String> {
     let params = crate::api::parse_query::<UserParams>(Some(raw)).map_err(|e| e.problem().field.unwrap_or_default())?;
-    UserQuery::from_params(params, csv).map_err(|e| e.field.to_owned())
+    let format = if csv { ListFormat::Csv } else { ListFormat::Json };
+    UserQuery::from_params(params, format).map_err(|e| e.field.to_owned())
 }
 
 #[cfg(test)]

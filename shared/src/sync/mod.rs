@@ -9,6 +9,7 @@
 pub mod engine;
 pub mod invocation;
 mod logins;
+mod memory;
 pub mod service;
 mod sso;
 pub mod store;
@@ -21,8 +22,9 @@ use crate::license::{ActivityHistogram, INACTIVE_DAYS};
 use crate::settings::TenantSettings;
 
 pub use engine::{SyncError, SyncOptions, SyncPlan, Syncer};
+pub use memory::MemoryStore;
 pub use service::{SqsQueue, SyncMessage, SyncQueue, SyncService, TenantOutcome};
-pub use store::{LicenseStore, MemoryStore};
+pub use store::LicenseStore;
 
 /// The name of a tenant's sync lease (`LEASE#sync`): held by a running sync, and by a connect that
 /// clears another enterprise's state.

@@ -356,16 +356,16 @@ impl BoxSim {
     }
 
     pub fn set_faults(&self, f: Faults) {
-        self.handle.shared.faults.lock().unwrap().faults = f;
+        sim_core::lock(&self.handle.shared.faults).faults = f;
     }
     /// Requests to `endpoint` received so far (counted on arrival, before any fault or delay;
     /// [`Counters`] count answers).
     pub fn requests_received(&self, endpoint: Endpoint) -> u64 {
-        self.handle.shared.faults.lock().unwrap().received(endpoint)
+        sim_core::lock(&self.handle.shared.faults).received(endpoint)
     }
     /// The `nth` request (1-based, counted from now) to `endpoint` gets `fault`, once.
     pub fn inject(&self, endpoint: Endpoint, nth: u64, fault: Fault) {
-        self.handle.shared.faults.lock().unwrap().inject(endpoint, nth, fault);
+        sim_core::lock(&self.handle.shared.faults).inject(endpoint, nth, fault);
     }
 
     pub fn enterprise_id(&self) -> String {
@@ -473,12 +473,12 @@ impl BoxSim {
     }
 
     pub fn counters(&self) -> Counters {
-        self.handle.shared.counters.lock().unwrap().clone()
+        sim_core::lock(&self.handle.shared.counters).clone()
     }
     pub fn reset_counters(&self) {
-        *self.handle.shared.counters.lock().unwrap() = Counters::default();
+        *sim_core::lock(&self.handle.shared.counters) = Counters::default();
     }
     pub fn contract_report(&self) -> ContractReport {
-        self.handle.shared.contract.lock().unwrap().clone()
+        sim_core::lock(&self.handle.shared.contract).clone()
     }
 }

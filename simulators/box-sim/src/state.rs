@@ -42,12 +42,12 @@ impl Clock {
         }
     }
     pub fn now(&self) -> DateTime<Utc> {
-        let adv = *self.advanced.lock().unwrap();
+        let adv = *sim_core::lock(&self.advanced);
         let d = self.start_real.elapsed() + adv;
         self.start_sim + chrono::Duration::from_std(d).unwrap_or_default()
     }
     pub fn advance(&self, d: Duration) {
-        *self.advanced.lock().unwrap() += d;
+        *sim_core::lock(&self.advanced) += d;
     }
 }
 

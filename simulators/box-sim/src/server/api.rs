@@ -74,7 +74,7 @@ impl Caller {
 /// Box's limit is per user and minute; here per access token and simulated minute.
 pub(super) fn rate_limit(shared: &Shared, ctx: &Ctx) -> Option<Reply> {
     let token = ctx.bearer.as_ref()?;
-    let mut f = shared.faults.lock().unwrap();
+    let mut f = sim_core::lock(&shared.faults);
     let limit = f.faults.rate_limit_per_minute?;
     let minute = ctx.now.timestamp().div_euclid(60);
     let entry = f.rate.entry(token.clone()).or_insert((minute, 0));

@@ -95,7 +95,7 @@ fn events(shared: &Shared, st: &State, ctx: &Ctx) -> Reply {
         },
     };
     let take = {
-        let mut f = shared.faults.lock().unwrap();
+        let mut f = sim_core::lock(&shared.faults);
         let short = f.faults.short_pages;
         if limit > 1 && short > 0.0 && f.plan.rng().random_bool(short.clamp(0.0, 1.0)) {
             f.plan.rng().random_range(1..limit)

@@ -155,7 +155,7 @@ pub async fn handle(shared: Arc<Shared>, req: Req) -> Result<Reply, DropConnecti
         match fault {
             Fault::Delay(d) => tokio::time::sleep(d).await,
             Fault::Drop => {
-                shared.counters.lock().unwrap().record_drop(route.ep);
+                sim_core::lock(&shared.counters).record_drop(route.ep);
                 return Err(DropConnection);
             }
             Fault::Status { status, retry_after } => {
@@ -204,7 +204,7 @@ pub async fn handle(shared: Arc<Shared>, req: Req) -> Result<Reply, DropConnecti
     };
     match after_handler {
         Some(Fault::DropAfterHandler) => {
-            shared.counters.lock().unwrap().record_drop(route.ep);
+            sim_core::lock(&shared.counters).record_drop(route.ep);
             Err(DropConnection)
         }
         Some(Fault::AfterHandler { status }) => {
@@ -216,10 +216,10 @@ pub async fn handle(shared: Arc<Shared>, req: Req) -> Result<Reply, DropConnecti
 
 /// Counts the answer and, with a validator, checks a JSON body against Box's OpenAPI file.
 fn finish(shared: &Shared, method: &http::Method, route: &Route, reply: Reply) -> Reply {
-    shared.counters.lock().unwrap().record(route.ep, reply.status);
+    sim_core::lock(&shared.counters).record(route.ep, reply.status);
     if let (Some(v), Body::Json(body)) = (&shared.validator, &reply.body) {
         let result = v.validate(method.as_str(), route.template, reply.status, body);
-        let mut report = shared.contract.lock().unwrap();
+        let mut report = sim_core::lock(&shared.contract);
         report.checked += 1;
         if let Err(errors) = result {
             report.violations.push(format!(
@@ -234,7 +234,7 @@ fn finish(shared: &Shared, method: &http::Method, route: &Route, reply: Reply) -
 }
 
 fn request_id(shared: &Shared) -> String {
-    let n: u64 = shared.request_seq.lock().unwrap().random();
+    let n: u64 = sim_core::lock(&shared.request_seq).random();
     format!("{n:016x}")
 }
 

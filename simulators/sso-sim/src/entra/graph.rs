@@ -114,17 +114,20 @@ impl Entra {
             "value": value,
         });
         if more && let Some(last) = page.last() {
-            let mut next = url::Url::parse(&format!("{}/v1.0/auditLogs/signIns", self.base())).expect("url");
-            {
-                let mut q = next.query_pairs_mut();
-                for (k, v) in req.query.iter().filter(|(k, _)| k != "$skiptoken") {
-                    q.append_pair(k, v);
-                }
-                q.append_pair("$skiptoken", &encode_token(last.at, &last.id));
-            }
-            body["@odata.nextLink"] = json!(next.to_string());
+            let token = encode_token(last.at, &last.id);
+            body["@odata.nextLink"] = json!(self.next_link("/v1.0/auditLogs/signIns", req, &token));
         }
         Reply::json(200, body)
+    }
+
+    /// Graph's `@odata.nextLink`: the same query with `$skiptoken` replaced.
+    fn next_link(&self, path: &str, req: &Req, skiptoken: &str) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in req.query.iter().filter(|(k, _)| k != "$skiptoken") {
+            q.append_pair(k, v);
+        }
+        q.append_pair("$skiptoken", skiptoken);
+        format!("{}{path}?{}", self.base(), q.finish())
     }
 
     fn app_id(&self, s: &SignInRec) -> &str {
@@ -230,16 +233,9 @@ impl Entra {
         });
         let end = skip + top;
         if end < users.len() {
-            let mut next = url::Url::parse(&format!("{}/v1.0/users", self.base())).expect("url");
-            {
-                let mut q = next.query_pairs_mut();
-                for (k, v) in req.query.iter().filter(|(k, _)| k != "$skiptoken") {
-                    q.append_pair(k, v);
-                }
-                let cursor = DateTime::from_timestamp(end as i64, 0).unwrap_or_default();
-                q.append_pair("$skiptoken", &encode_token(cursor, "users"));
-            }
-            body["@odata.nextLink"] = json!(next.to_string());
+            let cursor = DateTime::from_timestamp(end as i64, 0).unwrap_or_default();
+            let token = encode_token(cursor, "users");
+            body["@odata.nextLink"] = json!(self.next_link("/v1.0/users", req, &token));
         }
         Reply::json(200, body)
     }

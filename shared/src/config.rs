@@ -61,7 +61,11 @@ where
 
 /// An optional URL variable with a default; must be http(s) with a host.
 pub fn url_or(env: &dyn Env, name: &'static str, default: &str) -> Result<url::Url, ConfigError> {
-    let raw = or_default(env, name, default);
+    http_url(name, &or_default(env, name, default))
+}
+
+/// Variable `name`'s value as a URL; must be http(s) with a host.
+pub fn http_url(name: &'static str, raw: &str) -> Result<url::Url, ConfigError> {
     let url = url::Url::parse(raw.trim()).map_err(|e| ConfigError::Invalid {
         name,
         reason: e.to_string(),

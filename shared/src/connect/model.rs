@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::{ConfigError, Env, or_default, required};
+use crate::config::{ConfigError, Env, http_url, or_default, required};
 use crate::connection::{ActivitySource, ConnectMethod, ConnectionRecord, ConnectionStatus};
 use crate::ids::{BoxUserId, EnterpriseId, TenantId};
 
@@ -44,20 +44,6 @@ impl ConnectConfig {
             state_ttl: DEFAULT_STATE_TTL,
         })
     }
-}
-
-fn http_url(name: &'static str, raw: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw).map_err(|e| ConfigError::Invalid {
-        name,
-        reason: e.to_string(),
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(ConfigError::Invalid {
-            name,
-            reason: "must be an http(s) URL with a host".into(),
-        });
-    }
-    Ok(url)
 }
 
 /// Why a connect request failed; each maps to one HTTP answer (see `http.rs`).

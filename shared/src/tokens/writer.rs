@@ -138,8 +138,15 @@ impl PendingWrite {
     }
 }
 
+/// The pause before attempt `attempt + 1`: the retry engine's jittered exponential backoff from
+/// 200 ms, capped at `max` (the writer keeps its own loop: fenced attempts, a claim to extend).
 fn backoff(attempt: u32, max: Duration) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(16))).min(max)
+    crate::retry::RetryPolicy {
+        base_backoff: Duration::from_millis(200),
+        max_backoff: max,
+        ..crate::retry::RetryPolicy::default()
+    }
+    .backoff(attempt)
 }
 
 fn lock(pending: &Mutex<HashSet<TenantId>>) -> std::sync::MutexGuard<'_, HashSet<TenantId>> {
@@ -153,8 +160,13 @@ mod tests {
     #[test]
     fn backoff_doubles_and_is_capped() {
         let max = Duration::from_secs(5);
-        assert_eq!(backoff(1, max), Duration::from_millis(200));
-        assert_eq!(backoff(2, max), Duration::from_millis(400));
-        assert_eq!(backoff(40, max), max);
+        let within = |d: Duration, mean_ms: u64| {
+            d >= Duration::from_millis(mean_ms / 2) && d <= Duration::from_millis(mean_ms * 3 / 2)
+        };
+        for _ in 0..50 {
+            assert!(within(backoff(1, max), 200));
+            assert!(within(backoff(2, max), 400));
+            assert!(backoff(40, max) <= max);
+        }
     }
 }

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::TenantId;
+use crate::license::ActivitySignal;
 use crate::storage::schema::{SK_SETTINGS, tenant_pk};
 use crate::storage::{StoreError, Table};
 
@@ -42,6 +43,9 @@ pub struct TenantSettings {
     pub sso_provider: Option<SsoProviderKind>,
     /// Whether the connection asks for `root_readwrite` so content can be transferred.
     pub content_transfer: bool,
+    /// Which activity the inactivity threshold counts: any (default), logins only, or content
+    /// only. The safety rails judge by the strongest signal whatever this says.
+    pub activity_signal: ActivitySignal,
 }
 
 impl Default for TenantSettings {
@@ -55,6 +59,7 @@ impl Default for TenantSettings {
             protected_logins: Vec::new(),
             sso_provider: None,
             content_transfer: false,
+            activity_signal: ActivitySignal::Any,
         }
     }
 }

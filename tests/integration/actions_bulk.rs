@@ -144,7 +144,7 @@ async fn bulk_by_criteria_selects_idle_seat_holders_and_never_unknown_activity()
         .filter(|u| {
             u.kind == seatsync::license::UserKind::Managed
                 && u.status == seatsync::boxapi::UserStatus::Active
-                && match u.activity {
+                && match u.login_activity {
                     Activity::Seen { at, .. } => at < cutoff,
                     Activity::Never => true,
                     Activity::NoData => false,

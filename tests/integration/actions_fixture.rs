@@ -221,7 +221,7 @@ impl Actions {
 
     pub async fn recently_active(&self) -> UserLicense {
         let cutoff = Utc::now() - Duration::days(10);
-        self.pick(|u| plain(u) && matches!(u.activity, Activity::Seen { at, .. } if at > cutoff))
+        self.pick(|u| plain(u) && matches!(u.login_activity, Activity::Seen { at, .. } if at > cutoff))
             .await
             .into_iter()
             .next()
@@ -246,7 +246,7 @@ pub fn plain(u: &UserLicense) -> bool {
 }
 
 pub fn idle(u: &UserLicense, days: i64) -> bool {
-    match u.activity {
+    match u.login_activity {
         Activity::Seen { at, .. } => at < Utc::now() - Duration::days(days),
         Activity::Never => true,
         Activity::NoData => false,

@@ -84,11 +84,11 @@ async fn a_deactivation_during_an_incremental_pass_is_not_reverted() {
     assert_eq!(stored.status, UserStatus::Inactive, "the deactivation stands");
     assert!(
         stored
-            .activity
+            .login_activity
             .at()
             .is_some_and(|at| at > Utc::now() - chrono::Duration::minutes(5)),
         "and the pass's activity is kept too: {:?}",
-        stored.activity
+        stored.login_activity
     );
     summary_matches_users(&f).await;
 }

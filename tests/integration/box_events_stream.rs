@@ -176,3 +176,39 @@ async fn a_non_admin_token_cannot_read_the_event_stream() {
     let first = tb.client.admin_events(token, whole_history(&tb)).next().await;
     assert!(matches!(first, Some(Err(BoxError::Forbidden(_)))), "{first:?}");
 }
+
+/// Every type in the sync's activity filter is one Box's own OpenAPI file accepts as an
+/// `event_type` filter (`GET /events`): a value Box refused would stop every sync.
+#[test]
+fn every_activity_event_type_is_one_boxs_filter_accepts() {
+    let Some(path) = box_sim::contract::default_spec_path() else {
+        println!("skipped: Box's OpenAPI file is not here");
+        return;
+    };
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("the OpenAPI file")).expect("JSON");
+    let parameter = spec["paths"]["/events"]["get"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "event_type"))
+        .expect("the event_type parameter");
+    let accepted: Vec<&str> = parameter["schema"]["items"]["enum"]
+        .as_array()
+        .expect("an enum")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    let query = EventsQuery::activity(chrono::Utc::now(), chrono::Utc::now());
+    assert!(query.event_types.len() > 10);
+    for kind in &query.event_types {
+        assert!(
+            accepted.contains(&kind.as_str()),
+            "{kind} is not a type Box's filter accepts"
+        );
+    }
+    assert!(
+        !query
+            .event_types
+            .iter()
+            .any(|k| k == "FAILED_LOGIN" || k == "ADMIN_LOGIN")
+    );
+}

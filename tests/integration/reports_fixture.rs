@@ -208,13 +208,14 @@ pub fn user(id: u64, days_ago: Option<i64>) -> UserLicense {
         kind: UserKind::Managed,
         created_at: None,
         owns_content: false,
-        activity: match days_ago {
+        login_activity: match days_ago {
             Some(d) => Activity::Seen {
                 at: now - Duration::days(d),
                 origin: ActivityOrigin::BoxLogin,
             },
             None => Activity::Never,
         },
+        content_activity: Activity::NoData,
         first_seen_at: now - Duration::days(400),
         last_seen_at: now,
         removed_at: None,

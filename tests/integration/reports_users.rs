@@ -19,7 +19,7 @@ async fn seeded(r: &Reports, t: &str) {
     users.push(user(16, None));
     users.push(user(17, None));
     let mut u = user(18, None);
-    u.activity = Activity::NoData;
+    u.login_activity = Activity::NoData;
     users.push(u);
     let mut u = user(19, Some(200));
     u.status = UserStatus::Inactive;

@@ -314,7 +314,11 @@ async fn the_incremental_pass_reads_only_new_logins_and_updates_the_counts() {
         "a handful of event calls"
     );
     let user = store.get_user(&tenant(), &box_id(&dormant.id)).await.unwrap().unwrap();
-    assert!(matches!(user.activity, Activity::Seen { .. }), "{:?}", user.activity);
+    assert!(
+        matches!(user.login_activity, Activity::Seen { .. }),
+        "{:?}",
+        user.login_activity
+    );
     let after = store
         .get_summary(&tenant())
         .await
@@ -353,7 +357,7 @@ async fn login_events_delayed_past_the_overlap_are_still_read() {
         last_login(&user).map(|t| t.timestamp()),
         Some(created_at.timestamp()),
         "the delayed login is read: {:?}",
-        user.activity
+        user.login_activity
     );
     // And a second pass does not need it again: it reads on from where the stream stopped.
     tb.sim.reset_counters();

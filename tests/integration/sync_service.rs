@@ -389,7 +389,7 @@ async fn a_business_plan_tenant_gets_its_activity_from_okta() {
     let stored = f.aws.table().load_users(&t).await.unwrap();
     for user in stored.values().filter(|u| u.kind == UserKind::Managed) {
         let expected = truth.get(&user.login.clone().unwrap().to_lowercase());
-        match (&user.activity, expected) {
+        match (&user.login_activity, expected) {
             (Activity::Seen { at, origin }, Some(t)) => {
                 assert_eq!((at, *origin), (t, ActivityOrigin::Okta), "{}", user.box_user_id);
             }
@@ -438,7 +438,10 @@ async fn a_business_plan_tenant_gets_its_activity_from_entra_id() {
     let stored = f.aws.table().load_users(&t).await.unwrap();
     let mut seen = 0;
     for user in stored.values().filter(|u| u.kind == UserKind::Managed) {
-        match (&user.activity, truth.get(&user.login.clone().unwrap().to_lowercase())) {
+        match (
+            &user.login_activity,
+            truth.get(&user.login.clone().unwrap().to_lowercase()),
+        ) {
             (Activity::Seen { at, origin }, Some(t)) => {
                 assert_eq!((at, *origin), (t, ActivityOrigin::Entra));
                 seen += 1;

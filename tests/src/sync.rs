@@ -113,7 +113,7 @@ pub fn comparable(users: HashMap<BoxUserId, UserLicense>) -> HashMap<BoxUserId, 
 
 /// The latest login a stored user has, if any.
 pub fn last_login(user: &UserLicense) -> Option<DateTime<Utc>> {
-    match user.activity {
+    match user.login_activity {
         Activity::Seen { at, .. } => Some(at),
         _ => None,
     }

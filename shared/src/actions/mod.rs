@@ -28,6 +28,7 @@ use crate::audit::{AuditAction, AuditLog};
 use crate::boxapi::{BoxClient, UserStatus};
 use crate::connection::{ConnectionRecord, Connections};
 use crate::ids::{BoxUserId, TenantId};
+use crate::license::ActivitySignal;
 use crate::license::UserLicense;
 use crate::settings::{SettingsStore, TenantSettings};
 use crate::storage::Table;
@@ -269,7 +270,7 @@ impl ActionsService {
         };
         let ctx = self.context(call, &options).await.map_err(unfinished)?;
         let (targets, more_matching) = self
-            .select(&call.tenant, &selection, ctx.now)
+            .select(&call.tenant, &selection, ctx.settings.activity_signal, ctx.now)
             .await
             .map_err(unfinished)?;
         let started = tokio::time::Instant::now();
@@ -317,6 +318,7 @@ impl ActionsService {
         &self,
         tenant: &TenantId,
         selection: &Selection,
+        signal: ActivitySignal,
         now: DateTime<Utc>,
     ) -> Result<(Vec<(BoxUserId, Option<UserLicense>)>, usize), ActionsError> {
         match selection {
@@ -327,14 +329,12 @@ impl ActionsService {
                     .map_err(|e| ActionsError::Internal(e.into()))?;
                 let mut chosen: Vec<UserLicense> = users
                     .into_values()
-                    .filter(|u| rails::selected_as_inactive(u, *days, now))
+                    .filter(|u| rails::selected_as_inactive(u, signal, *days, now))
                     .collect();
                 // The longest idle first (never active before anyone), so a capped run takes the clearest cases.
                 chosen.sort_by(|a, b| {
-                    a.activity
-                        .at()
-                        .cmp(&b.activity.at())
-                        .then_with(|| a.box_user_id.cmp(&b.box_user_id))
+                    let idle = |u: &UserLicense| u.signals().by_signal(signal).at();
+                    idle(a).cmp(&idle(b)).then_with(|| a.box_user_id.cmp(&b.box_user_id))
                 });
                 let more = chosen.len().saturating_sub(MAX_BULK_USERS);
                 chosen.truncate(MAX_BULK_USERS);

@@ -5,7 +5,7 @@
 use super::ActionsService;
 use crate::boxapi::UserStatus;
 use crate::ids::TenantId;
-use crate::license::{Activity, UserLicense};
+use crate::license::{Signals, UserLicense};
 use crate::sync::LicenseSummary;
 use crate::sync::store::update_summary;
 
@@ -16,8 +16,8 @@ pub(super) struct SummaryDelta {
     pub admins: i64,
     pub seat_holders: i64,
     pub content_owners: i64,
-    pub histogram_add: Vec<Activity>,
-    pub histogram_remove: Vec<Activity>,
+    pub histogram_add: Vec<Signals>,
+    pub histogram_remove: Vec<Signals>,
 }
 
 impl SummaryDelta {
@@ -61,7 +61,7 @@ pub(super) fn deleted_delta(before: &UserLicense) -> SummaryDelta {
         delta.seat_holders -= 1;
         match before.status {
             UserStatus::Inactive => delta.deactivated -= 1,
-            UserStatus::Active => delta.histogram_remove.push(before.activity),
+            UserStatus::Active => delta.histogram_remove.push(before.signals()),
             _ => {}
         }
         if before.owns_content {
@@ -83,14 +83,14 @@ pub(super) fn status_delta(before: &UserLicense, after: UserStatus) -> SummaryDe
             UserStatus::Inactive => {
                 delta.deactivated += 1;
                 if before.status == UserStatus::Active {
-                    delta.histogram_remove.push(before.activity);
+                    delta.histogram_remove.push(before.signals());
                 }
             }
             UserStatus::Active => {
                 if before.status == UserStatus::Inactive {
                     delta.deactivated -= 1;
                 }
-                delta.histogram_add.push(before.activity);
+                delta.histogram_add.push(before.signals());
             }
             _ => {}
         }
@@ -132,7 +132,7 @@ mod tests {
 
     use super::*;
     use crate::boxapi::Role;
-    use crate::license::{ActivityOrigin, UserKind};
+    use crate::license::{Activity, ActivityOrigin, UserKind};
 
     fn now() -> DateTime<Utc> {
         "2026-11-30T12:00:00Z".parse().expect("a time")
@@ -155,7 +155,8 @@ mod tests {
             kind: UserKind::Managed,
             created_at: None,
             owns_content: false,
-            activity: seen(),
+            login_activity: seen(),
+            content_activity: Activity::NoData,
             first_seen_at: now(),
             last_seen_at: now(),
             removed_at: None,
@@ -168,6 +169,8 @@ mod tests {
             activity_source: crate::connection::ActivitySource::BoxEvents,
             activity_provider: "box".into(),
             history_since: None,
+            history_complete: true,
+            content_activity: true,
             seat_holders: 1,
             deactivated: 0,
             admins: 0,
@@ -184,7 +187,7 @@ mod tests {
         let delta = SummaryDelta {
             deactivated: -1,
             seat_holders: -2,
-            histogram_remove: vec![Activity::Never],
+            histogram_remove: vec![Signals::NEVER],
             ..SummaryDelta::default()
         };
         delta.apply(&mut s);
@@ -208,7 +211,7 @@ mod tests {
             delta,
             SummaryDelta {
                 deactivated: 1,
-                histogram_remove: vec![seen()],
+                histogram_remove: vec![license(UserStatus::Active).signals()],
                 ..SummaryDelta::default()
             }
         );
@@ -221,7 +224,7 @@ mod tests {
             delta,
             SummaryDelta {
                 deactivated: -1,
-                histogram_add: vec![seen()],
+                histogram_add: vec![license(UserStatus::Inactive).signals()],
                 ..SummaryDelta::default()
             }
         );

@@ -26,7 +26,7 @@ pub(crate) use crate::retry::Effect;
 pub use crate::retry::RetryPolicy;
 pub use budget::RequestBudget;
 pub use error::{BoxError, BoxErrorDetail, OAuthErrorKind};
-pub use events::{EventsPage, EventsQuery, LOGIN_EVENT};
+pub use events::{ACTIVITY_EVENTS, EventsPage, EventsQuery, LOGIN_EVENT};
 pub use oauth::{AppCredentials, TokenGrant, scopes};
 pub use types::{
     ANONYMOUS_USER_ID, EnterpriseMini, Event, Role, TransferredFolder, USER_FIELDS, User, UserMini, UserStatus,

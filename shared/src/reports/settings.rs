@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{MAX_DAILY_ACTION_CAP, MAX_PRICE_MINOR, MAX_PROTECTED_LOGINS, MAX_SEATS, ReportsError, invalid};
 use crate::api::text::{printable, redact_quoted};
+use crate::license::ActivitySignal;
 use crate::settings::TenantSettings;
 use crate::sso::{HttpOptions, OutboundPolicy, SsoConfig};
 
@@ -115,6 +116,21 @@ pub fn parse_settings_with(
     let content_transfer = required("content_transfer")?
         .as_bool()
         .ok_or_else(|| invalid("content_transfer", "`content_transfer` must be true or false"))?;
+    // Optional, so that clients written before it existed keep working: absent means `any`.
+    let activity_signal = match body.get("activity_signal") {
+        None | Some(Value::Null) => ActivitySignal::Any,
+        Some(value) => match value.as_str() {
+            Some("any") => ActivitySignal::Any,
+            Some("login") => ActivitySignal::Login,
+            Some("content") => ActivitySignal::Content,
+            _ => {
+                return Err(invalid(
+                    "activity_signal",
+                    "`activity_signal` must be \"any\" (a login or content activity, the default), \"login\" or \"content\"",
+                ));
+            }
+        },
+    };
     let sso = match body.get("sso") {
         None => SsoChange::Keep,
         Some(Value::Null) => SsoChange::Remove,
@@ -130,6 +146,7 @@ pub fn parse_settings_with(
             protected_logins,
             sso_provider: None,
             content_transfer,
+            activity_signal,
         },
         sso,
     })

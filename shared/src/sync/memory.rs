@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
+use super::activity::ObservedMap;
 use super::store::{LISTED_IDS_PER_ITEM, LicenseStore, SCRATCH_PAIRS_PER_ITEM};
 use super::{LicenseSummary, SyncCheckpoint, SyncRun};
 use crate::ids::{BoxUserId, TenantId};
@@ -26,7 +26,7 @@ struct MemoryState {
     summaries: HashMap<TenantId, (LicenseSummary, u64)>,
     checkpoints: HashMap<TenantId, SyncCheckpoint>,
     runs: Vec<(TenantId, SyncRun)>,
-    scratch: HashMap<(TenantId, String), HashMap<String, DateTime<Utc>>>,
+    scratch: HashMap<(TenantId, String), ObservedMap>,
     listed: HashMap<(TenantId, String, u32), Vec<String>>,
     items_written: u64,
 }
@@ -183,24 +183,14 @@ impl LicenseStore for MemoryStore {
         state.items_written += 1;
         Ok(())
     }
-    async fn save_scratch(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        seen: &HashMap<String, DateTime<Utc>>,
-    ) -> Result<u32, StoreError> {
+    async fn save_scratch(&self, tenant: &TenantId, run_id: &str, seen: &ObservedMap) -> Result<u32, StoreError> {
         let mut state = self.lock();
         state.scratch.insert((tenant.clone(), run_id.to_owned()), seen.clone());
         let chunks = seen.len().div_ceil(SCRATCH_PAIRS_PER_ITEM).max(1) as u32;
         state.items_written += u64::from(chunks);
         Ok(chunks)
     }
-    async fn load_scratch(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        _chunks: u32,
-    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+    async fn load_scratch(&self, tenant: &TenantId, run_id: &str, _chunks: u32) -> Result<ObservedMap, StoreError> {
         Ok(self
             .lock()
             .scratch

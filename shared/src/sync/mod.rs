@@ -6,9 +6,9 @@
 //! - [`store`]: where the state lives ([`LicenseStore`]: DynamoDB, or memory for tests and benches).
 //! - The types below: the summary a buyer reads, the checkpoint, the run history.
 
+mod activity;
 pub mod engine;
 pub mod invocation;
-mod logins;
 mod memory;
 pub mod service;
 mod sso;
@@ -18,9 +18,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::connection::ActivitySource;
-use crate::license::{ActivityHistogram, INACTIVE_DAYS};
+use crate::license::{ActivityHistogram, ActivitySignal, INACTIVE_DAYS};
 use crate::settings::TenantSettings;
 
+pub use activity::{Observed, ObservedMap};
 pub use engine::{SyncError, SyncOptions, SyncPlan, Syncer};
 pub use memory::MemoryStore;
 pub use service::{SqsQueue, SyncMessage, SyncQueue, SyncService, TenantOutcome};
@@ -94,6 +95,13 @@ pub struct RunProgress {
     /// Where the user listing stopped; `None` until it starts.
     #[serde(default)]
     pub listing: Option<ListingProgress>,
+    /// How many leading `slices` cover the recent part of history (a first read, newest first:
+    /// see `activity.rs`); `None` (progress saved before newest-first reads): all of them.
+    #[serde(default)]
+    pub recent_slices: Option<usize>,
+    /// The report was published from the recent part; the older slices are the back-fill.
+    #[serde(default)]
+    pub published: bool,
 }
 
 /// How far a full sync's user listing got in earlier invocations of its run.
@@ -140,6 +148,10 @@ pub struct SyncCheckpoint {
     pub events_position: Option<String>,
     /// The start of the activity history (the first back-fill).
     pub history_since: Option<DateTime<Utc>>,
+    /// Content events are read along with logins (set by the first complete full read that
+    /// read them; a checkpoint from before says `false`, and the next full sync back-fills).
+    #[serde(default)]
+    pub content_events: bool,
     pub last_full_sync_at: Option<DateTime<Utc>>,
     pub last_run: Option<SyncRun>,
     pub in_progress: Option<RunProgress>,
@@ -154,6 +166,15 @@ pub struct LicenseSummary {
     pub activity_provider: String,
     /// The earliest activity the source covered; "never" means "not since then".
     pub history_since: Option<DateTime<Utc>>,
+    /// `false` while a first sync reads older history (newest first): every 30/60/90 count is
+    /// already exact, and only dates older than `history_since` are still to come.
+    #[serde(default = "complete")]
+    pub history_complete: bool,
+    /// Whether content events (uploads, edits, previews…) were read, so that working and
+    /// login-only users can be told apart. Box's event stream only; summaries stored before
+    /// content events were read say `false`.
+    #[serde(default)]
+    pub content_activity: bool,
     /// Managed users: each holds a paid seat, deactivated or not.
     pub seat_holders: u32,
     pub deactivated: u32,
@@ -165,6 +186,22 @@ pub struct LicenseSummary {
     pub histogram: ActivityHistogram,
 }
 
+fn complete() -> bool {
+    true
+}
+
+/// Seat holders (active status) by what they did within a threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThresholdCounts {
+    pub days: u16,
+    /// Content activity within `days` (`None`: content activity is not available).
+    pub working: Option<u32>,
+    /// Logged in within `days` without content activity within them (`None`: not available).
+    pub login_only: Option<u32>,
+    /// Inactive for `days` by the tenant's activity signal, never-active users included.
+    pub inactive: u32,
+}
+
 /// What a buyer reads: the summary evaluated now, with the tenant's seats and price.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LicenseReport {
@@ -172,6 +209,13 @@ pub struct LicenseReport {
     pub activity_source: ActivitySource,
     pub activity_provider: String,
     pub history_since: Option<DateTime<Utc>>,
+    /// `false` while older history is still being read; the counts below are exact either way.
+    pub history_complete: bool,
+    /// Which signal the inactivity counts use: the tenant's setting, or `login` where content
+    /// activity is not available (see [`ActivitySignal::effective`]).
+    pub activity_signal: ActivitySignal,
+    /// Whether working and login-only users can be told apart (content events were read).
+    pub content_activity_available: bool,
     /// `None`: the tenant has not said how many seats it bought (Box has no API for it).
     pub seats_purchased: Option<u32>,
     pub seat_holders: u32,
@@ -181,6 +225,9 @@ pub struct LicenseReport {
     pub inactive_90_days: u32,
     pub inactivity_threshold_days: u16,
     pub inactive_at_threshold: u32,
+    /// Working, login-only and inactive seat holders at 30, 60 and 90 days and at the threshold.
+    pub activity_by_threshold: Vec<ThresholdCounts>,
+    /// Neither a login nor content activity in the history read.
     pub never_logged_in: u32,
     pub no_activity_data: u32,
     pub deactivated: u32,
@@ -203,8 +250,27 @@ impl LicenseSummary {
         let threshold = i64::from(settings.inactivity_threshold_days);
         let h = &self.histogram;
         let [d30, d60, d90] = INACTIVE_DAYS;
-        let inactive_at_threshold = h.inactive_for(threshold, now);
-        let active = h.active_within(threshold, now);
+        let content = self.content_activity;
+        let signal = settings.activity_signal.effective(content);
+        let inactive = |days: i64| h.inactive_by(signal, days, now);
+        let inactive_at_threshold = inactive(threshold);
+        // Active status seat holders with a known state, less the inactive ones.
+        let known = h.by_day.values().sum::<u32>() + h.never;
+        let active = known.saturating_sub(inactive_at_threshold);
+        let mut thresholds: Vec<i64> = INACTIVE_DAYS.to_vec();
+        if !thresholds.contains(&threshold) {
+            thresholds.push(threshold);
+            thresholds.sort_unstable();
+        }
+        let activity_by_threshold = thresholds
+            .into_iter()
+            .map(|days| ThresholdCounts {
+                days: u16::try_from(days).unwrap_or(u16::MAX),
+                working: content.then(|| h.working_within(days, now)),
+                login_only: content.then(|| h.login_only_within(days, now)),
+                inactive: inactive(days),
+            })
+            .collect();
         let reclaimable = inactive_at_threshold + self.deactivated;
         let unassigned = settings.seats_purchased.map(|p| p.saturating_sub(self.seat_holders));
         let denominator = settings.seats_purchased.unwrap_or(self.seat_holders);
@@ -213,14 +279,18 @@ impl LicenseSummary {
             activity_source: self.activity_source,
             activity_provider: self.activity_provider.clone(),
             history_since: self.history_since,
+            history_complete: self.history_complete,
+            activity_signal: signal,
+            content_activity_available: content,
             seats_purchased: settings.seats_purchased,
             seat_holders: self.seat_holders,
             active,
-            inactive_30_days: h.inactive_for(d30, now),
-            inactive_60_days: h.inactive_for(d60, now),
-            inactive_90_days: h.inactive_for(d90, now),
+            inactive_30_days: inactive(d30),
+            inactive_60_days: inactive(d60),
+            inactive_90_days: inactive(d90),
             inactivity_threshold_days: settings.inactivity_threshold_days,
             inactive_at_threshold,
+            activity_by_threshold,
             never_logged_in: h.never,
             no_activity_data: h.no_data,
             deactivated: self.deactivated,

@@ -15,6 +15,7 @@ use crate::storage::schema::{
 };
 use crate::storage::{Key, StoreError, Table, VersionedItem, VersionedOutcome};
 
+use super::activity::{Observed, ObservedMap};
 use super::{LicenseSummary, SyncCheckpoint, SyncRun};
 
 /// Users read per query page when loading a tenant's state.
@@ -63,19 +64,9 @@ pub trait LicenseStore: Send + Sync {
     async fn put_checkpoint(&self, tenant: &TenantId, checkpoint: &SyncCheckpoint) -> Result<(), StoreError>;
     /// Records a run in the history (expires after 90 days).
     async fn put_run(&self, tenant: &TenantId, run: &SyncRun) -> Result<(), StoreError>;
-    /// Partial results of an interrupted run: each user's latest activity so far.
-    async fn save_scratch(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        seen: &HashMap<String, DateTime<Utc>>,
-    ) -> Result<u32, StoreError>;
-    async fn load_scratch(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        chunks: u32,
-    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
+    /// Partial results of an interrupted run: each user's latest login and content activity so far.
+    async fn save_scratch(&self, tenant: &TenantId, run_id: &str, seen: &ObservedMap) -> Result<u32, StoreError>;
+    async fn load_scratch(&self, tenant: &TenantId, run_id: &str, chunks: u32) -> Result<ObservedMap, StoreError>;
     /// Records ids a cut-short listing got through, as scratch items numbered from `first`;
     /// returns how many items it wrote.
     async fn save_listed(&self, tenant: &TenantId, run_id: &str, first: u32, ids: &[String])
@@ -159,37 +150,50 @@ pub const RUN_HISTORY_DAYS: i64 = 90;
 
 #[derive(Serialize, Deserialize)]
 struct ScratchItem {
-    /// `id:epoch;id:epoch;…` — compact, since a large tenant has 100,000+ users.
+    /// `id:login:content;…` (unix seconds, empty when not read) — compact, since a large tenant
+    /// has 100,000+ users. Items from before content events were read hold `id:login`.
     pairs: String,
     #[serde(rename = "expires_at")]
     expires_at: i64,
 }
 
-fn encode_pairs<'a>(pairs: impl Iterator<Item = (&'a String, &'a DateTime<Utc>)>) -> String {
+fn encode_pairs<'a>(pairs: impl Iterator<Item = (&'a String, &'a Observed)>) -> String {
+    use std::fmt::Write as _;
     let mut out = String::new();
-    for (id, at) in pairs {
+    let secs = |at: Option<DateTime<Utc>>| at.map(|t| t.timestamp().to_string()).unwrap_or_default();
+    for (id, seen) in pairs {
         if !out.is_empty() {
             out.push(';');
         }
-        out.push_str(id);
-        out.push(':');
-        out.push_str(&at.timestamp().to_string());
+        let _ = write!(out, "{id}:{}:{}", secs(seen.login), secs(seen.content));
     }
     out
 }
 
-fn decode_pairs(text: &str, into: &mut HashMap<String, DateTime<Utc>>) -> Result<(), StoreError> {
-    for pair in text.split(';').filter(|p| !p.is_empty()) {
-        let parsed = pair
-            .split_once(':')
-            .and_then(|(id, secs)| Some((id, DateTime::from_timestamp(secs.parse().ok()?, 0)?)));
-        let Some((id, at)) = parsed else {
-            return Err(StoreError::Unexpected(anyhow::anyhow!(
-                "a sync scratch item is malformed"
-            )));
+fn decode_pairs(text: &str, into: &mut ObservedMap) -> Result<(), StoreError> {
+    let malformed = || StoreError::Unexpected(anyhow::anyhow!("a sync scratch item is malformed"));
+    let time = |field: Option<&str>| -> Result<Option<DateTime<Utc>>, StoreError> {
+        match field {
+            None | Some("") => Ok(None),
+            Some(secs) => secs
+                .parse()
+                .ok()
+                .and_then(|s| DateTime::from_timestamp(s, 0))
+                .map(Some)
+                .ok_or_else(malformed),
+        }
+    };
+    for entry in text.split(';').filter(|p| !p.is_empty()) {
+        let mut fields = entry.split(':');
+        let id = fields.next().filter(|id| !id.is_empty()).ok_or_else(malformed)?;
+        let seen = Observed {
+            login: time(fields.next())?,
+            content: time(fields.next())?,
         };
-        let slot = into.entry(id.to_owned()).or_insert(at);
-        *slot = (*slot).max(at);
+        if fields.next().is_some() || seen == Observed::default() {
+            return Err(malformed());
+        }
+        into.entry(id.to_owned()).or_default().merge(seen);
     }
     Ok(())
 }
@@ -325,12 +329,7 @@ impl LicenseStore for Table {
         self.put(&tenant_pk(tenant), &sk, &RunItem { run, expires_at }).await
     }
 
-    async fn save_scratch(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        seen: &HashMap<String, DateTime<Utc>>,
-    ) -> Result<u32, StoreError> {
+    async fn save_scratch(&self, tenant: &TenantId, run_id: &str, seen: &ObservedMap) -> Result<u32, StoreError> {
         let pk = tenant_pk(tenant);
         let expires_at = (Utc::now() + chrono::Duration::days(2)).timestamp();
         let entries: Vec<_> = seen.iter().collect();
@@ -351,12 +350,7 @@ impl LicenseStore for Table {
         Ok(items.len() as u32)
     }
 
-    async fn load_scratch(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        chunks: u32,
-    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+    async fn load_scratch(&self, tenant: &TenantId, run_id: &str, chunks: u32) -> Result<ObservedMap, StoreError> {
         let pk = tenant_pk(tenant);
         let mut seen = HashMap::new();
         for n in 0..chunks {
@@ -427,7 +421,8 @@ mod tests {
             kind: crate::license::UserKind::Managed,
             created_at: None,
             owns_content: false,
-            activity: crate::license::Activity::Never,
+            login_activity: crate::license::Activity::Never,
+            content_activity: crate::license::Activity::NoData,
             first_seen_at: Utc::now(),
             last_seen_at: Utc::now(),
             removed_at: None,
@@ -471,15 +466,47 @@ mod tests {
     }
 
     #[test]
-    fn scratch_pairs_round_trip_and_keep_the_latest() {
+    fn scratch_pairs_round_trip_both_dates_and_keep_the_latest() {
         let t1 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let t2 = DateTime::from_timestamp(1_700_000_500, 0).unwrap();
-        let map: HashMap<String, DateTime<Utc>> = [("11".to_string(), t1), ("22".to_string(), t2)].into();
+        let both = Observed {
+            login: Some(t1),
+            content: Some(t2),
+        };
+        let content_only = Observed {
+            login: None,
+            content: Some(t1),
+        };
+        let map: ObservedMap = [("11".to_string(), both), ("22".to_string(), content_only)].into();
         let text = encode_pairs(map.iter());
-        let mut back = HashMap::from([("11".to_string(), t2)]);
+        let mut back = ObservedMap::from([(
+            "11".to_string(),
+            Observed {
+                login: Some(t2),
+                content: None,
+            },
+        )]);
         decode_pairs(&text, &mut back).unwrap();
-        assert_eq!(back["11"], t2, "the later time wins");
-        assert_eq!(back["22"], t2);
-        assert!(decode_pairs("11:notanumber", &mut back).is_err());
+        assert_eq!(
+            back["11"],
+            Observed {
+                login: Some(t2),
+                content: Some(t2)
+            },
+            "the later of each date wins"
+        );
+        assert_eq!(back["22"], content_only, "an unread date stays unread");
+        for bad in ["11:notanumber", "11", "11::", ":5:6", "11:5:6:7"] {
+            assert!(decode_pairs(bad, &mut back).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scratch_items_saved_before_content_events_read_as_logins() {
+        let mut back = ObservedMap::new();
+        decode_pairs("11:1700000000;22:1700000500", &mut back).unwrap();
+        assert_eq!(back["11"].login, DateTime::from_timestamp(1_700_000_000, 0));
+        assert_eq!(back["11"].content, None);
+        assert_eq!(back.len(), 2);
     }
 }

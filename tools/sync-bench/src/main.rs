@@ -388,7 +388,7 @@ async fn run_scenario(
     let stored_users = stored.len() as u64;
     let with_login = stored
         .values()
-        .filter(|u| matches!(u.activity, Activity::Seen { .. }))
+        .filter(|u| matches!(u.login_activity, Activity::Seen { .. }))
         .count() as u64;
     drop(stored);
     let truth = sim.summary.clone();

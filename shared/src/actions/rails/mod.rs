@@ -10,7 +10,7 @@ use super::{Action, Options};
 use crate::boxapi::{Role, User, UserStatus};
 use crate::connection::{ConnectionRecord, ConnectionStatus};
 use crate::ids::BoxUserId;
-use crate::license::{Activity, UserKind, UserLicense};
+use crate::license::{Activity, ActivitySignal, UserKind, UserLicense};
 use crate::settings::TenantSettings;
 
 /// Why a safety rail (or the state of things) stopped a change before Box changed anything.
@@ -143,8 +143,10 @@ pub(super) fn check(
     }) {
         return Some(Refusal::ProtectedLogin);
     }
+    // The strongest signal, whatever the tenant's threshold counts: someone who works in Box
+    // every day without logging in is not inactive.
     if action.removes_access()
-        && let Activity::Seen { at, .. } = u.activity
+        && let Activity::Seen { at, .. } = u.signals().strongest()
     {
         let threshold = facts.settings.inactivity_threshold_days;
         let idle = facts.now - at;
@@ -238,16 +240,10 @@ pub(super) fn box_rails(user: &User, enterprise_id: Option<&str>) -> Option<Refu
 }
 
 /// Whether a bulk `criteria: {inactive_days}` request selects `u`: an active seat holder without
-/// activity for `days` days, or never active. Users whose activity is unknown are never selected.
-pub(super) fn selected_as_inactive(u: &UserLicense, days: u32, now: DateTime<Utc>) -> bool {
-    if !(u.holds_seat() && u.status == UserStatus::Active) {
-        return false;
-    }
-    match u.activity {
-        Activity::Seen { at, .. } => crate::license::inactive_for(at, i64::from(days), now),
-        Activity::Never => true,
-        Activity::NoData => false,
-    }
+/// activity for `days` days by the tenant's `signal`, or never active. Users whose activity is
+/// unknown are never selected. (The rails still refuse anyone with recent activity of any kind.)
+pub(super) fn selected_as_inactive(u: &UserLicense, signal: ActivitySignal, days: u32, now: DateTime<Utc>) -> bool {
+    u.holds_seat() && u.status == UserStatus::Active && u.signals().inactive_by(signal, i64::from(days), now)
 }
 
 #[cfg(test)]

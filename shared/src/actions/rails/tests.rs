@@ -27,7 +27,8 @@ fn license(box_user_id: &str) -> UserLicense {
         kind: UserKind::Managed,
         created_at: None,
         owns_content: false,
-        activity: seen_days_ago(365),
+        login_activity: seen_days_ago(365),
+        content_activity: Activity::NoData,
         first_seen_at: now(),
         last_seen_at: now(),
         removed_at: None,
@@ -178,7 +179,7 @@ fn protected_logins_match_ignoring_case_and_spaces() {
 
 #[test]
 fn recently_active_users_keep_their_access() {
-    let case = Case::new().stored(|u| u.activity = seen_days_ago(3));
+    let case = Case::new().stored(|u| u.login_activity = seen_days_ago(3));
     let threshold = case.settings.inactivity_threshold_days;
     assert_eq!(
         case.check(&Action::Deactivate),
@@ -188,14 +189,14 @@ fn recently_active_users_keep_their_access() {
 
 #[test]
 fn an_override_with_a_reason_passes_the_recent_activity_rail() {
-    let mut case = Case::new().stored(|u| u.activity = seen_days_ago(3));
+    let mut case = Case::new().stored(|u| u.login_activity = seen_days_ago(3));
     case.options.override_recent_activity = true;
     assert_eq!(case.check(&Action::Deactivate), None);
 }
 
 #[test]
 fn an_override_without_a_reason_does_not_pass_the_recent_activity_rail() {
-    let mut case = Case::new().stored(|u| u.activity = seen_days_ago(3));
+    let mut case = Case::new().stored(|u| u.login_activity = seen_days_ago(3));
     case.options.override_recent_activity = true;
     case.options.reason = Some("   ".into());
     assert!(matches!(
@@ -206,7 +207,7 @@ fn an_override_without_a_reason_does_not_pass_the_recent_activity_rail() {
 
 #[test]
 fn reactivating_a_recently_active_user_is_allowed() {
-    let case = Case::new().stored(|u| u.activity = seen_days_ago(0));
+    let case = Case::new().stored(|u| u.login_activity = seen_days_ago(0));
     assert_eq!(case.check(&Action::Reactivate), None);
 }
 
@@ -295,7 +296,7 @@ fn tenants_whose_connection_needs_reauthorizing_change_no_one_and_say_why() {
 fn the_first_rail_that_applies_is_the_one_reported() {
     let mut case = Case::new().stored(|u| {
         u.role = Some(Role::Admin);
-        u.activity = seen_days_ago(1);
+        u.login_activity = seen_days_ago(1);
     });
     case.connection = None;
     assert_eq!(case.check(&Action::Deactivate), Some(Refusal::Admin));
@@ -367,13 +368,13 @@ fn seen_days_and_hours_ago(days: i64, hours: i64) -> Activity {
 
 #[test]
 fn activity_earlier_on_the_threshold_day_still_counts_as_recent() {
-    let case = Case::new().stored(|u| u.activity = seen_days_and_hours_ago(60, 2));
+    let case = Case::new().stored(|u| u.login_activity = seen_days_and_hours_ago(60, 2));
     assert_eq!(case.settings.inactivity_threshold_days, 60);
     assert!(
         matches!(case.check(&Action::Deactivate), Some(Refusal::RecentlyActive { .. })),
         "active on the UTC day 60 days ago is within 60 days, as the users list shows it"
     );
-    let older = Case::new().stored(|u| u.activity = seen_days_and_hours_ago(61, 0));
+    let older = Case::new().stored(|u| u.login_activity = seen_days_and_hours_ago(61, 0));
     assert_eq!(older.check(&Action::Deactivate), None);
 }
 
@@ -381,15 +382,35 @@ fn activity_earlier_on_the_threshold_day_still_counts_as_recent() {
 fn bulk_criteria_select_the_users_the_users_list_shows_inactive() {
     let at = |activity: Activity| {
         let mut u = license(USER);
-        u.activity = activity;
+        u.login_activity = activity;
         u
     };
     // 30 days and 2 hours ago: the same UTC day as 30 days ago, so not inactive for 30 days.
-    assert!(!selected_as_inactive(&at(seen_days_and_hours_ago(30, 2)), 30, now()));
-    assert!(selected_as_inactive(&at(seen_days_and_hours_ago(31, 0)), 30, now()));
-    assert!(selected_as_inactive(&at(Activity::Never), 30, now()));
-    assert!(!selected_as_inactive(&at(Activity::NoData), 30, now()));
+    assert!(!selected_as_inactive(
+        &at(seen_days_and_hours_ago(30, 2)),
+        ActivitySignal::Any,
+        30,
+        now()
+    ));
+    assert!(selected_as_inactive(
+        &at(seen_days_and_hours_ago(31, 0)),
+        ActivitySignal::Any,
+        30,
+        now()
+    ));
+    assert!(selected_as_inactive(
+        &at(Activity::Never),
+        ActivitySignal::Any,
+        30,
+        now()
+    ));
+    assert!(!selected_as_inactive(
+        &at(Activity::NoData),
+        ActivitySignal::Any,
+        30,
+        now()
+    ));
     let mut deactivated = at(Activity::Never);
     deactivated.status = UserStatus::Inactive;
-    assert!(!selected_as_inactive(&deactivated, 30, now()));
+    assert!(!selected_as_inactive(&deactivated, ActivitySignal::Any, 30, now()));
 }

@@ -99,7 +99,7 @@ pub fn activity_state(user: &UserLicense, inactive_days: u16, now: DateTime<Utc>
     if user.status == UserStatus::Inactive {
         return ActivityState::Deactivated;
     }
-    match user.activity {
+    match user.signals().strongest() {
         Activity::Never => ActivityState::Never,
         Activity::NoData => ActivityState::NoData,
         Activity::Seen { at, .. } => {
@@ -141,7 +141,7 @@ fn sort_key(sort: SortField, user: &UserLicense) -> SortKey {
     match sort {
         // Oldest activity first: never-active users before those without data, before dates.
         SortField::LastActivity => {
-            let n = match user.activity {
+            let n = match user.signals().strongest() {
                 Activity::Never => i64::MIN,
                 Activity::NoData => i64::MIN + 1,
                 Activity::Seen { at, .. } => at.timestamp_micros(),
@@ -237,11 +237,12 @@ pub fn cursor_after(tenant: &TenantId, query: &UserQuery, row: &UserRow) -> Stri
         kind: row.kind,
         created_at: None,
         owns_content: row.owns_content,
-        activity: match (row.last_activity_at, row.last_activity_source) {
+        login_activity: match (row.last_activity_at, row.last_activity_source) {
             (Some(at), Some(origin)) => Activity::Seen { at, origin },
             _ if row.activity_state == ActivityState::NoData => Activity::NoData,
             _ => Activity::Never,
         },
+        content_activity: Activity::NoData,
         first_seen_at: row.first_seen_at,
         last_seen_at: row.first_seen_at,
         removed_at: row.removed_at,
@@ -250,7 +251,7 @@ pub fn cursor_after(tenant: &TenantId, query: &UserQuery, row: &UserRow) -> Stri
 }
 
 fn row(u: UserLicense, state: ActivityState) -> UserRow {
-    let (at, source) = match u.activity {
+    let (at, source) = match u.signals().strongest() {
         Activity::Seen { at, origin } => (Some(at), Some(origin)),
         _ => (None, None),
     };
@@ -295,6 +296,7 @@ fn origin_str(origin: Option<ActivityOrigin>) -> &'static str {
         Some(ActivityOrigin::Entra) => "entra",
         Some(ActivityOrigin::EntraTenantWide) => "entra_tenant_wide",
         Some(ActivityOrigin::Google) => "google",
+        Some(ActivityOrigin::BoxContent) => "box_content",
         None => "",
     }
 }
@@ -314,7 +316,8 @@ mod tests {
             kind: UserKind::Managed,
             created_at: None,
             owns_content: false,
-            activity,
+            login_activity: activity,
+            content_activity: Activity::NoData,
             first_seen_at: Utc::now(),
             last_seen_at: Utc::now(),
             removed_at: None,

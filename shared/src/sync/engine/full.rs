@@ -1,5 +1,9 @@
-//! A full sync: every user listed (marker paging), login events or SSO sign-ins read, changed
+//! A full sync: every user listed (marker paging), activity events or SSO sign-ins read, changed
 //! users written, removed users marked and the summary replaced only after a complete listing.
+//!
+//! A first read of Box's events goes newest first (see `activity.rs`): the recent part of
+//! history, then the listing and the published report (exact for every threshold, partial in
+//! history), then the older part, which only moves dates that were unknown or older.
 
 use super::*;
 
@@ -13,23 +17,36 @@ impl Syncer {
     ) -> Result<SyncOutcome, SyncError> {
         let tenant = &plan.tenant;
         let now = Utc::now();
-        let (mut progress, mut logins) = self.start_or_resume(plan, checkpoint, now).await?;
-        // Logins read by this invocation are saved if it stops; those loaded from scratch already are.
-        let fresh_logins = progress.slices.iter().any(|s| !s.done);
-        // 1. Activity: Box's login events, or the SSO provider's sign-ins (read again by each
-        //    invocation of the run: one bounded read, cut off at the deadline).
+        let (mut progress, mut observed) = self.start_or_resume(plan, checkpoint, now).await?;
+        if progress.published {
+            return self
+                .back_fill(plan, client, checkpoint, progress, observed, tally)
+                .await;
+        }
+        let recent = progress.recent_slices.unwrap_or(usize::MAX).min(progress.slices.len());
+        let back_fill_pending = recent < progress.slices.len();
+        // What this invocation reads is saved if it stops; what was loaded from scratch already is.
+        let fresh = progress.slices[..recent].iter().any(|s| !s.done);
+        // 1. Activity: Box's activity events (the recent part of history first), or the SSO
+        //    provider's sign-ins (read again by each invocation of the run: one bounded read, cut
+        //    off at the deadline).
         let (sso, history_since) = match plan.source {
             ActivitySource::BoxEvents => {
                 if !self
-                    .read_logins(plan, client, &mut progress, &mut logins, tally)
+                    .read_activity(plan, client, &mut progress, 0..recent, &mut observed, tally)
                     .await?
                 {
                     return self
-                        .pause(tenant, client, checkpoint, progress, Some(&logins), tally)
+                        .pause(tenant, client, checkpoint, progress, Some(&observed), tally)
                         .await;
                 }
-                let since = progress.slices.first().map_or(now, |s| s.from);
-                (None, Some(checkpoint.history_since.unwrap_or(since)))
+                let since = progress.slices[..recent].iter().map(|s| s.from).min().unwrap_or(now);
+                let since = if back_fill_pending {
+                    since
+                } else {
+                    checkpoint.history_since.map_or(since, |h| h.min(since))
+                };
+                (None, Some(since))
             }
             ActivitySource::Sso => {
                 let sso = plan.sso.as_ref().ok_or_else(|| {
@@ -91,8 +108,8 @@ impl Syncer {
                 listing.listed_chunks += written;
                 tally.items_written += u64::from(written);
                 progress.listing = Some(listing);
-                let logins = fresh_logins.then_some(&logins);
-                return self.pause(tenant, client, checkpoint, progress, logins, tally).await;
+                let observed = fresh.then_some(&observed);
+                return self.pause(tenant, client, checkpoint, progress, observed, tally).await;
             }
             // Managed users only: Box lists no external user without its exact login, and
             // external users hold no seat (see `ListingProgress`).
@@ -117,9 +134,9 @@ impl Syncer {
                     } else {
                         UserKind::Managed
                     };
-                    let activity = activity_of(&user, &logins, sso.as_ref());
+                    let seen = signals_of(&user, &observed, sso.as_ref());
                     let previous = stored.remove(id.as_str());
-                    let next = UserLicense::from_box(id, &user, kind, activity, previous.as_ref(), now);
+                    let next = UserLicense::from_box(id, &user, kind, seen, previous.as_ref(), now);
                     count_user(&mut summary, &next, 1);
                     listed.push(user.id);
                     if previous.is_none_or(|old| !old.same_state(&next)) {
@@ -154,16 +171,111 @@ impl Syncer {
         if !pending.is_empty() {
             tally.items_written += self.store.put_users(tenant, &pending).await? as u64;
         }
-        // 4. The summary, replaced whole, unless an action adjusted it meanwhile.
+        // 4. The summary, replaced whole, unless an action adjusted it meanwhile. With older
+        //    history still to read it is published now: exact for every threshold, partial in
+        //    history.
+        summary.history_complete = !back_fill_pending;
         self.replace_summary(tenant, summary, summary_version).await?;
         tally.items_written += 1;
+        checkpoint.last_full_sync_at = Some(now);
         if plan.source == ActivitySource::BoxEvents {
-            Self::advance_events(checkpoint, &progress, &logins);
+            // The next incremental pass starts where the newest slice ended (it waits for the
+            // back-fill: an unfinished full run reads first).
+            let newest = observed.values().filter_map(|o| o.newest()).max();
+            Self::advance_events(checkpoint, &progress, newest);
+        }
+        if back_fill_pending {
+            tracing::info!(run = %progress.run_id, "report published from the recent history; older history is read next");
+            progress.published = true;
+            progress.listing = None;
+            progress.scratch_chunks = 0;
+            observed.clear();
+            return self
+                .back_fill(plan, client, checkpoint, progress, observed, tally)
+                .await;
+        }
+        if plan.source == ActivitySource::BoxEvents {
+            checkpoint.content_events = true;
         }
         if checkpoint.history_since.is_none() {
             checkpoint.history_since = history_since;
         }
-        checkpoint.last_full_sync_at = Some(now);
+        checkpoint.in_progress = None;
+        Ok(SyncOutcome::Succeeded)
+    }
+
+    /// The older part of a first read, after the report is published: reads it (pausing at the
+    /// deadline like any phase), then moves each date the older history knows and the stored
+    /// state does not (a user last seen before the recent part; never a newer date), and counts
+    /// the summary again from the stored users. Applying it twice changes nothing, so a run cut
+    /// anywhere here resumes to the same state.
+    async fn back_fill(
+        &self,
+        plan: &SyncPlan,
+        client: &BoxClient,
+        checkpoint: &mut SyncCheckpoint,
+        mut progress: RunProgress,
+        mut observed: ObservedMap,
+        tally: &mut Tally,
+    ) -> Result<SyncOutcome, SyncError> {
+        let tenant = &plan.tenant;
+        let recent = progress.recent_slices.unwrap_or(0).min(progress.slices.len());
+        let all = progress.slices.len();
+        if !self
+            .read_activity(plan, client, &mut progress, recent..all, &mut observed, tally)
+            .await?
+        {
+            return self
+                .pause(tenant, client, checkpoint, progress, Some(&observed), tally)
+                .await;
+        }
+        let summary_version = self.store.get_summary_versioned(tenant).await?.map(|s| s.version);
+        let mut users = self.store.load_users(tenant).await?;
+        let mut ids: Vec<&String> = observed.keys().collect();
+        ids.sort_unstable();
+        let now = Utc::now();
+        for id in ids {
+            if self.near_deadline(plan.deadline) {
+                // What is written stays written; the rest is applied by the next invocation.
+                return self
+                    .pause(tenant, client, checkpoint, progress, Some(&observed), tally)
+                    .await;
+            }
+            let (Ok(box_id), Some(seen)) = (BoxUserId::parse(id), observed.get(id)) else {
+                continue;
+            };
+            let seen = seen.signals();
+            // Only users the listing stored: someone in old events but gone from Box holds no seat.
+            let Some(current) = users.get(&box_id) else {
+                continue;
+            };
+            if current.signals().latest(seen) == current.signals() {
+                continue;
+            }
+            let older = |u: &UserLicense| {
+                let dates = u.signals().latest(seen);
+                (dates != u.signals()).then(|| {
+                    let mut next = u.clone();
+                    next.set_signals(dates);
+                    next.last_seen_at = now;
+                    next
+                })
+            };
+            if let Some((before, after)) = update_user(&*self.store, tenant, &box_id, older).await? {
+                if before != after {
+                    tally.items_written += 1;
+                }
+                users.insert(box_id, after);
+            }
+        }
+        let floor = progress.slices.iter().map(|s| s.from).min();
+        let since = [checkpoint.history_since, floor].into_iter().flatten().min();
+        let summary = summarize(users.values(), ActivitySource::BoxEvents, "box".to_owned(), since, now);
+        self.replace_summary(tenant, summary, summary_version).await?;
+        tally.items_written += 1;
+        tracing::info!(run = %progress.run_id, users = observed.len(), "older history read; last-seen dates filled in");
+        checkpoint.history_since = since;
+        checkpoint.content_events = true;
         checkpoint.in_progress = None;
         Ok(SyncOutcome::Succeeded)
     }
@@ -185,6 +297,7 @@ impl Syncer {
             }
             expected = self.store.get_summary_versioned(tenant).await?.map(|s| s.version);
             let users = self.store.load_users(tenant).await?;
+            let complete = summary.history_complete;
             summary = summarize(
                 users.values(),
                 summary.activity_source,
@@ -192,6 +305,7 @@ impl Syncer {
                 summary.history_since,
                 summary.computed_at,
             );
+            summary.history_complete = complete;
         }
         Err(StoreError::Unexpected(anyhow::anyhow!(
             "the summary kept changing while a full sync replaced it"

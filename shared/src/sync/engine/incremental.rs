@@ -1,9 +1,11 @@
-//! An incremental pass: only new login events, the users they name and the summary's counts.
+//! An incremental pass: only new activity events (logins and content), the users they name and
+//! the summary's counts.
 
 use super::*;
+use crate::sync::Observed;
 
 impl Syncer {
-    /// Reads only new login events and updates the users they name and the summary's counts.
+    /// Reads only new activity events and updates the users they name and the summary's counts.
     pub(super) async fn incremental(
         &self,
         plan: &SyncPlan,
@@ -31,36 +33,36 @@ impl Syncer {
             ));
         };
         let now = Utc::now();
-        let (mut progress, mut logins) = self.start_or_resume(plan, checkpoint, now).await?;
-        let fresh_logins = progress.slices.iter().any(|s| !s.done);
+        let (mut progress, mut observed) = self.start_or_resume(plan, checkpoint, now).await?;
+        let fresh = progress.slices.iter().any(|s| !s.done);
+        let all = 0..progress.slices.len();
         if !self
-            .read_logins(plan, client, &mut progress, &mut logins, tally)
+            .read_activity(plan, client, &mut progress, all, &mut observed, tally)
             .await?
         {
             return self
-                .pause(tenant, client, checkpoint, progress, Some(&logins), tally)
+                .pause(tenant, client, checkpoint, progress, Some(&observed), tally)
                 .await;
         }
         // First only read (a pause here leaves nothing half-written), in id order: who is new
         // (fetched from Box) and whose activity moves.
-        let mut ordered: Vec<(&String, &DateTime<Utc>)> = logins.iter().collect();
-        ordered.sort_unstable();
+        let mut ordered: Vec<(&String, &Observed)> = observed.iter().collect();
+        ordered.sort_unstable_by_key(|(id, _)| *id);
         let mut newcomers: Vec<UserLicense> = Vec::new();
-        let mut later_seen: Vec<(BoxUserId, Activity)> = Vec::new();
-        for (id, at) in ordered {
+        let mut later_seen: Vec<(BoxUserId, Signals)> = Vec::new();
+        for (id, read) in ordered {
             if self.near_deadline(plan.deadline) {
                 // Nothing is written yet: the next invocation does this part again.
-                let logins = fresh_logins.then_some(&logins);
-                return self.pause(tenant, client, checkpoint, progress, logins, tally).await;
+                let observed = fresh.then_some(&observed);
+                return self.pause(tenant, client, checkpoint, progress, observed, tally).await;
             }
-            let seen = Activity::Seen {
-                at: *at,
-                origin: ActivityOrigin::BoxLogin,
-            };
+            // Only the dates read move: the other stays unknown to this pass (`NoData` never
+            // replaces a stored date or a stored `Never`).
+            let seen = partial_signals(read);
             // An event's user id is Box's text: checked here, refused as Box would refuse it.
             let id = parse_user_id(id)?;
             match self.store.get_user(tenant, &id).await? {
-                Some(current) if current.activity.latest(seen) == current.activity => {}
+                Some(current) if current.signals().latest(seen) == current.signals() => {}
                 Some(_) => later_seen.push((id, seen)),
                 None => {
                     // Someone new since the last full sync: fetch and count them now.
@@ -76,7 +78,8 @@ impl Syncer {
                     } else {
                         UserKind::Managed
                     };
-                    newcomers.push(UserLicense::from_box(id, &user, kind, seen, None, now));
+                    // New since the last full sync: what this pass did not read, they never did.
+                    newcomers.push(UserLicense::from_box(id, &user, kind, read.signals(), None, now));
                 }
             }
         }
@@ -91,17 +94,18 @@ impl Syncer {
                     counted.push(fresh);
                 }
                 // Stored meanwhile (and counted by whoever stored it): update it instead.
-                VersionedOutcome::Conflict => later_seen.push((fresh.box_user_id.clone(), fresh.activity)),
+                VersionedOutcome::Conflict => later_seen.push((fresh.box_user_id.clone(), fresh.signals())),
             }
         }
-        let mut moved: Vec<(Activity, Activity)> = Vec::new();
+        let mut moved: Vec<(Signals, Signals)> = Vec::new();
         for (id, seen) in later_seen {
             let later = |current: &UserLicense| {
-                let activity = current.activity.latest(seen);
-                (activity != current.activity).then(|| UserLicense {
-                    activity,
-                    last_seen_at: now,
-                    ..current.clone()
+                let dates = current.signals().latest(seen);
+                (dates != current.signals()).then(|| {
+                    let mut next = current.clone();
+                    next.set_signals(dates);
+                    next.last_seen_at = now;
+                    next
                 })
             };
             if let Some((before, after)) = update_user(&*self.store, tenant, &id, later).await?
@@ -109,7 +113,7 @@ impl Syncer {
             {
                 tally.items_written += 1;
                 if counts_in_histogram(&before) {
-                    moved.push((before.activity, after.activity));
+                    moved.push((before.signals(), after.signals()));
                 }
             }
         }
@@ -125,8 +129,20 @@ impl Syncer {
         })
         .await?;
         tally.items_written += 1;
-        Self::advance_events(checkpoint, &progress, &logins);
+        let newest = observed.values().filter_map(|o| o.newest()).max();
+        Self::advance_events(checkpoint, &progress, newest);
         checkpoint.in_progress = None;
         Ok(SyncOutcome::Succeeded)
+    }
+}
+
+/// The dates an incremental pass read, the others `NoData`: a pass that saw only a login says
+/// nothing about content, so it must not turn a stored content date into "never".
+fn partial_signals(read: &Observed) -> Signals {
+    let dates = read.signals();
+    let known = |at: Option<DateTime<Utc>>, a: Activity| if at.is_some() { a } else { Activity::NoData };
+    Signals {
+        login: known(read.login, dates.login),
+        content: known(read.content, dates.content),
     }
 }

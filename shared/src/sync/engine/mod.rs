@@ -1,6 +1,7 @@
-//! One tenant's sync. A full sync lists every user (marker paging) and reads LOGIN events since
-//! the checkpoint (the first one back-fills `backfill_days`; see `logins.rs` for where a
-//! read starts), in time slices read concurrently under a per-tenant request budget. Only users
+//! One tenant's sync. A full sync lists every user (marker paging) and reads activity events
+//! (logins and content events) since the checkpoint (the first one back-fills `backfill_days`,
+//! newest first; see `activity.rs` for where a read starts), in time slices read concurrently
+//! under a per-tenant request budget. Only users
 //! whose state changed are written; users are marked removed and the summary replaced only after
 //! a complete listing, so a run that fails halfway leaves the previous state intact. Near its
 //! deadline, in any phase (events, SSO sign-ins, the listing), a run saves its progress and says
@@ -22,6 +23,7 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use tokio::time::Instant;
 
+use super::activity::ObservedMap;
 use super::store::{LicenseStore, VERSIONED_ATTEMPTS, update_summary, update_user};
 use super::{
     LicenseSummary, ListingProgress, RunProgress, SliceProgress, SyncCheckpoint, SyncKind, SyncOutcome, SyncRun,
@@ -29,7 +31,7 @@ use super::{
 use crate::boxapi::{BoxClient, BoxError, RequestBudget, User, UserStatus, UserType, parse_user_id};
 use crate::connection::ActivitySource;
 use crate::ids::{BoxUserId, TenantId};
-use crate::license::{Activity, ActivityHistogram, ActivityOrigin, UserKind, UserLicense};
+use crate::license::{Activity, ActivityHistogram, ActivityOrigin, Signals, UserKind, UserLicense};
 use crate::settings::TenantSettings;
 use crate::storage::{StoreError, VersionedOutcome};
 use crate::tokens::{TokenError, TokenSource};
@@ -53,7 +55,9 @@ pub trait SsoSource: Send + Sync {
 
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
-    /// How far back the first sync reads login events (`BACKFILL_DAYS`, at most 365).
+    /// How far back the first sync reads activity events (`BACKFILL_DAYS`, at most 365). The
+    /// report is published once the most recent `max(thresholds)` days are read; older history
+    /// only fills in earlier "last seen" dates.
     pub backfill_days: u32,
     /// Without a saved stream position (a checkpoint from before positions were kept), re-read
     /// this much before the checkpoint: Box's admin log can deliver events late.
@@ -75,7 +79,7 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         Self {
-            backfill_days: 180,
+            backfill_days: 365,
             overlap: Duration::from_secs(3600),
             late_window: Duration::from_secs(7 * 86_400),
             slices: 6,
@@ -261,38 +265,43 @@ impl Syncer {
         plan: &SyncPlan,
         checkpoint: &mut SyncCheckpoint,
         now: DateTime<Utc>,
-    ) -> Result<(RunProgress, HashMap<String, DateTime<Utc>>), SyncError> {
+    ) -> Result<(RunProgress, ObservedMap), SyncError> {
         if let Some(p) = checkpoint.in_progress.take() {
             if p.kind == plan.kind && p.started_at > now - chrono::Duration::hours(MAX_RUN_AGE_HOURS) {
-                let logins = self
+                let observed = self
                     .store
                     .load_scratch(&plan.tenant, &p.run_id, p.scratch_chunks)
                     .await?;
-                tracing::info!(run = %p.run_id, users = logins.len(), invocations = p.invocations, "resuming an interrupted sync");
-                return Ok((p, logins));
+                tracing::info!(run = %p.run_id, users = observed.len(), invocations = p.invocations, "resuming an interrupted sync");
+                return Ok((p, observed));
             }
             tracing::info!(run = %p.run_id, kind = ?p.kind, "an unfinished run is replaced by a new one");
         }
-        let slices = match plan.source {
-            ActivitySource::Sso => Vec::new(),
-            ActivitySource::BoxEvents => self.event_window(checkpoint, now),
+        let (slices, recent) = match plan.source {
+            ActivitySource::Sso => (Vec::new(), 0),
+            ActivitySource::BoxEvents => self.event_window(
+                checkpoint,
+                plan.kind == SyncKind::Full,
+                plan.settings.inactivity_threshold_days,
+                now,
+            ),
         };
-        Ok((new_run(plan.kind, now, slices), HashMap::new()))
+        Ok((new_run(plan.kind, now, slices, recent), HashMap::new()))
     }
 
-    /// Saves a run stopped near its deadline; the next invocation resumes it. `logins`: what
-    /// this invocation read, when it read any.
+    /// Saves a run stopped near its deadline; the next invocation resumes it. `observed`: what
+    /// the run read so far and has not yet written, when it changed in this invocation.
     async fn pause(
         &self,
         tenant: &TenantId,
         client: &BoxClient,
         checkpoint: &mut SyncCheckpoint,
         mut progress: RunProgress,
-        logins: Option<&HashMap<String, DateTime<Utc>>>,
+        observed: Option<&ObservedMap>,
         tally: &mut Tally,
     ) -> Result<SyncOutcome, SyncError> {
-        if let Some(logins) = logins {
-            progress.scratch_chunks = self.store.save_scratch(tenant, &progress.run_id, logins).await?;
+        if let Some(observed) = observed {
+            progress.scratch_chunks = self.store.save_scratch(tenant, &progress.run_id, observed).await?;
             tally.items_written += u64::from(progress.scratch_chunks);
         }
         progress.box_calls += client.calls();
@@ -309,12 +318,14 @@ const MAX_RUN_INVOCATIONS: u32 = 48;
 /// Progress older than this is not resumed (its scratch items expire after 2 days).
 const MAX_RUN_AGE_HOURS: i64 = 24;
 
-fn new_run(kind: SyncKind, now: DateTime<Utc>, slices: Vec<SliceProgress>) -> RunProgress {
+fn new_run(kind: SyncKind, now: DateTime<Utc>, slices: Vec<SliceProgress>, recent: usize) -> RunProgress {
     RunProgress {
+        window_to: slices.iter().map(|s| s.to).max().unwrap_or(now),
+        recent_slices: Some(recent),
+        published: false,
         run_id: uuid::Uuid::new_v4().to_string(),
         kind,
         started_at: now,
-        window_to: slices.last().map_or(now, |s| s.to),
         slices,
         scratch_chunks: 0,
         box_calls: 0,
@@ -325,20 +336,17 @@ fn new_run(kind: SyncKind, now: DateTime<Utc>, slices: Vec<SliceProgress>) -> Ru
     }
 }
 
-fn activity_of(user: &User, logins: &HashMap<String, DateTime<Utc>>, sso: Option<&SsoSignIns>) -> Activity {
+/// A listed user's two dates from what the run read: Box's events (what was not read is
+/// `Never` in the history read), or the SSO provider's sign-ins (logins only; content unknown).
+fn signals_of(user: &User, observed: &ObservedMap, sso: Option<&SsoSignIns>) -> Signals {
     match sso {
-        None => logins.get(&user.id).map_or(Activity::Never, |at| Activity::Seen {
-            at: *at,
-            origin: ActivityOrigin::BoxLogin,
-        }),
-        Some(sso) => user
-            .login
-            .as_deref()
-            .and_then(|login| sso.by_login.get(&login.to_lowercase()))
-            .map_or(Activity::NoData, |(at, origin)| Activity::Seen {
-                at: *at,
-                origin: *origin,
-            }),
+        None => observed.get(&user.id).copied().unwrap_or_default().signals(),
+        Some(sso) => Signals::login_only(
+            user.login
+                .as_deref()
+                .and_then(|login| sso.by_login.get(&login.to_lowercase()))
+                .map_or(Activity::NoData, |(at, origin)| Activity::seen(*at, *origin)),
+        ),
     }
 }
 
@@ -365,7 +373,7 @@ fn count_user(summary: &mut LicenseSummary, user: &UserLicense, n: u32) {
             if user.status == UserStatus::Inactive {
                 summary.deactivated += n;
             } else {
-                summary.histogram.add(&user.activity);
+                summary.histogram.add(&user.signals());
             }
         }
     }
@@ -384,6 +392,8 @@ pub fn summarize<'a>(
         activity_source: source,
         activity_provider: provider,
         history_since,
+        history_complete: true,
+        content_activity: source == ActivitySource::BoxEvents,
         seat_holders: 0,
         deactivated: 0,
         admins: 0,

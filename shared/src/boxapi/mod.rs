@@ -146,7 +146,8 @@ impl BoxClient {
     }
 
     /// A clone that paces its requests (all attempts) with `budget` and counts its calls on its
-    /// own: one per tenant sync, so one tenant's pace never slows another's.
+    /// own: one per tenant sync, so one tenant's pace never slows another's. Box's 429s reach
+    /// the budget too ([`RequestBudget::on_rate_limited`]): the pace adapts to them.
     pub fn with_budget(&self, budget: Arc<RequestBudget>) -> Self {
         Self {
             budget: Some(budget),
@@ -201,6 +202,11 @@ impl BoxClient {
                     ?retry_after,
                     "Box rate limited the request"
                 );
+                // Every caller of this tenant holds until `retry-after` and the pace slows, so
+                // the other slices do not spend calls on 429s of their own.
+                if let Some(budget) = &self.budget {
+                    budget.on_rate_limited(retry_after);
+                }
                 Attempt::RateLimited {
                     asked: retry_after,
                     error: BoxError::RateLimited {

@@ -80,7 +80,8 @@ pub struct SyncConfig {
     pub app_secret_id: String,
     /// `BACKFILL_DAYS` (default 180, at most 365).
     pub backfill_days: u32,
-    /// `SYNC_REQUESTS_PER_MINUTE` (default 900): the per-tenant budget under Box's ~1,000/min.
+    /// `SYNC_REQUESTS_PER_MINUTE` (default 1000, Box's own limit): the ceiling of a tenant's
+    /// pace. The pace backs off on Box's 429s by itself, so there is no need to stay under it.
     pub requests_per_minute: u32,
 }
 
@@ -93,7 +94,7 @@ impl SyncConfig {
                 reason: "must be 1 to 365 (Box keeps 365 days)".into(),
             });
         }
-        let requests_per_minute = parsed_or(env, "SYNC_REQUESTS_PER_MINUTE", 900u32)?;
+        let requests_per_minute = parsed_or(env, "SYNC_REQUESTS_PER_MINUTE", 1000u32)?;
         if !(1..=1000).contains(&requests_per_minute) {
             return Err(ConfigError::Invalid {
                 name: "SYNC_REQUESTS_PER_MINUTE",
@@ -323,5 +324,23 @@ mod tests {
             Duration::from_millis(1500)
         );
         assert_eq!(time_left(now - Duration::from_secs(1), now), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_sync_ceiling_defaults_to_boxs_limit_and_never_passes_it() {
+        let base = [("SYNC_QUEUE_URL", "https://sqs.local/q"), ("APP_SECRET_ID", "app")];
+        let with = |rate: Option<&'static str>| {
+            let mut env: std::collections::HashMap<&str, &str> = base.into_iter().collect();
+            if let Some(rate) = rate {
+                env.insert("SYNC_REQUESTS_PER_MINUTE", rate);
+            }
+            SyncConfig::from_env(&env)
+        };
+        assert_eq!(with(None).unwrap().requests_per_minute, 1000);
+        assert_eq!(with(Some("600")).unwrap().requests_per_minute, 600);
+        for bad in ["0", "1001", "fast"] {
+            let err = with(Some(bad)).unwrap_err();
+            assert!(err.to_string().contains("SYNC_REQUESTS_PER_MINUTE"), "{bad}: {err}");
+        }
     }
 }

@@ -83,7 +83,7 @@ impl Default for SyncOptions {
             overlap: Duration::from_secs(3600),
             late_window: Duration::from_secs(7 * 86_400),
             slices: 6,
-            requests_per_minute: 900,
+            requests_per_minute: 1000,
             deadline_margin: Duration::from_secs(90),
             write_chunk: 500,
         }
@@ -138,10 +138,10 @@ impl Syncer {
     pub async fn sync(&self, plan: &SyncPlan) -> Result<SyncRun, SyncError> {
         let started = Utc::now();
         let mut checkpoint = self.store.get_checkpoint(&plan.tenant).await?.unwrap_or_default();
-        let client = self.box_api.with_budget(Arc::new(RequestBudget::per_minute(
-            self.options.requests_per_minute,
-            20,
-        )));
+        // A burst of 1: Box counts fixed minutes, and a burst overruns them (RequestBudget::per_minute).
+        let client = self
+            .box_api
+            .with_budget(Arc::new(RequestBudget::per_minute(self.options.requests_per_minute, 1)));
         let resumed = checkpoint
             .last_run
             .as_ref()

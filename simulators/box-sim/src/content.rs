@@ -4,8 +4,6 @@
 //! when they have no recent interactive `LOGIN`, so the generator makes them the bulk of the stream,
 //! as in a real tenant.
 
-use rand::Rng;
-
 use crate::state::{EventKind, splitmix};
 
 /// Content events per login for a user who both logs in and works on content: a working day holds
@@ -37,25 +35,59 @@ const WEIGHTS: [(EventKind, u32); 13] = [
     (EventKind::CollaborationAccept, 1),
 ];
 
-/// A content kind for one of a user's events, by the weights above.
-pub fn pick_kind(rng: &mut impl Rng) -> EventKind {
-    let total: u32 = WEIGHTS.iter().map(|w| w.1).sum();
-    let mut x = rng.random_range(0..total);
-    for (kind, w) in WEIGHTS {
-        if x < w {
-            return kind;
+/// The weights laid out as 100 slots, so a kind is one table look-up: the generator draws
+/// millions of them, in debug builds too.
+const TABLE: [EventKind; 100] = {
+    let mut t = [EventKind::Preview; 100];
+    let (mut i, mut slot) = (0, 0);
+    while i < WEIGHTS.len() {
+        let mut w = 0;
+        while w < WEIGHTS[i].1 {
+            t[slot] = WEIGHTS[i].0;
+            slot += 1;
+            w += 1;
         }
-        x -= w;
+        i += 1;
     }
-    EventKind::Preview
+    assert!(slot == 100, "the weights add up to 100");
+    t
+};
+
+/// A content kind for one of a user's events, from a random number, by the weights above.
+pub fn kind_for(random: u64) -> EventKind {
+    TABLE[(random % 100) as usize]
 }
 
 /// A content kind for an anonymous event: someone opening a shared link previews or downloads.
-pub fn pick_anonymous_kind(rng: &mut impl Rng) -> EventKind {
-    if rng.random_bool(0.7) {
+pub fn anonymous_kind_for(random: u64) -> EventKind {
+    if random % 10 < 7 {
         EventKind::Preview
     } else {
         EventKind::Download
+    }
+}
+
+/// A cheap, seeded random stream for the millions of content events (ChaCha is slow in the debug
+/// builds that every workspace test uses). `next` gives independent-looking 64-bit numbers.
+pub struct Draws {
+    key: u64,
+    n: u64,
+}
+
+impl Draws {
+    pub fn new(seed: u64) -> Draws {
+        Draws {
+            key: splitmix(seed ^ 0x5EED_C0A7),
+            n: 0,
+        }
+    }
+    pub fn next(&mut self) -> u64 {
+        self.n += 1;
+        splitmix(self.key ^ self.n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+    /// A time in `lo..hi` (`hi > lo`).
+    pub fn time(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo) as u64) as i64
     }
 }
 
@@ -120,15 +152,14 @@ pub fn item(seed: u64, seq: u32, kind: EventKind) -> Item {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::new_rng;
 
     #[test]
-    fn every_picked_kind_is_content_and_previews_lead() {
-        let mut rng = new_rng(1, 1);
+    fn every_drawn_kind_is_content_and_previews_lead() {
+        let mut draws = Draws::new(1);
         let mut previews = 0;
         let mut uploads = 0;
         for _ in 0..10_000 {
-            let k = pick_kind(&mut rng);
+            let k = kind_for(draws.next());
             assert!(k.is_content(), "{k:?}");
             previews += usize::from(k == EventKind::Preview);
             uploads += usize::from(k == EventKind::Upload);
@@ -137,7 +168,8 @@ mod tests {
             previews > uploads && uploads > 1_000,
             "{previews} previews, {uploads} uploads"
         );
-        assert!((0..100).all(|_| pick_anonymous_kind(&mut rng).is_content()));
+        assert!((0..100).all(|_| anonymous_kind_for(draws.next()).is_content()));
+        assert!((0..1_000).all(|_| (10..20).contains(&draws.time(10, 20))));
     }
 
     #[test]

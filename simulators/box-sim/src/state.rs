@@ -1,6 +1,8 @@
 //! The simulator's mutable world: users, the admin_logs event stream, OAuth grants and tokens.
-//! Events are kept as a time-sorted Vec of small records so a million of them stay cheap and a page
-//! is a binary search plus a short scan; a stream position is an index into that Vec.
+//! Events are kept as a time-sorted Vec of 24-byte records so eleven million of them (logins and
+//! content) stay cheap and a page is a binary search plus a short scan; a stream position is an
+//! index into that Vec. Filtering by type is a bitmask test per event: even a type with no event
+//! at all scans 11M events in about 35 ms (release), so no per-type index is kept.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

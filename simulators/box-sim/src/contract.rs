@@ -87,6 +87,47 @@ impl SpecValidator {
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 
+    /// Validates `value` against one schema of the spec's `components.schemas` (e.g. `EventSource`),
+    /// for parts of a response that the response schema admits too loosely to prove anything.
+    pub fn validate_schema(&self, name: &str, value: &Value) -> Result<(), Vec<String>> {
+        // Cached beside the operations under a method no operation has.
+        let key = ("#schema".to_string(), name.to_string(), 0);
+        let validator = {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            match cache.get(&key) {
+                Some(Some(v)) => v.clone(),
+                _ => {
+                    let v = self.compile_schema(name).map_err(|e| vec![e])?;
+                    cache.insert(key, Some(v.clone()));
+                    v
+                }
+            }
+        };
+        let errors: Vec<String> = validator
+            .iter_errors(value)
+            .map(|e| format!("at '{}': {e}", e.instance_path()))
+            .collect();
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    fn compile_schema(&self, name: &str) -> Result<Arc<jsonschema::Validator>, String> {
+        if self.doc.pointer(&format!("/components/schemas/{name}")).is_none() {
+            return Err(format!("no schema {name} in the spec"));
+        }
+        let mut root = Map::new();
+        root.insert(
+            "components".into(),
+            self.doc.get("components").cloned().unwrap_or(Value::Null),
+        );
+        root.insert("$ref".into(), Value::String(format!("#/components/schemas/{name}")));
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft7)
+            .should_validate_formats(true)
+            .build(&Value::Object(root))
+            .map(Arc::new)
+            .map_err(|e| format!("schema {name} does not compile: {e}"))
+    }
+
     fn compile(&self, (method, path, status): &Key) -> Result<Option<Arc<jsonschema::Validator>>, String> {
         let op = self
             .doc

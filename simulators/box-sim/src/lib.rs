@@ -3,6 +3,7 @@
 //! generated enterprises, injectable faults, a controllable clock and optional contract validation of
 //! every response against Box's own OpenAPI file.
 
+mod content;
 pub mod contract;
 mod generator;
 mod server;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use state::ALL_SCOPES;
+pub use state::{ALL_SCOPES, EventKind};
 
 /// Everything a simulator run is built from. Same seed and spec give the same enterprise.
 #[derive(Debug, Clone)]
@@ -106,6 +107,18 @@ pub struct EnterpriseSpec {
     pub login_frequency: LoginFrequency,
     pub total_login_events: Option<u64>,
     pub other_events: bool,
+    /// Generate content events (UPLOAD, PREVIEW, ...): about ten per login, plus 2% anonymous
+    /// shared-link traffic. Off, the stream holds logins and admin events only, as before issue 11.
+    pub content_events: bool,
+    /// Exactly this many content events (anonymous ones included), spread over users as their
+    /// habits say. `None`: ten per expected login (scaled like `total_login_events` when that is set).
+    pub total_content_events: Option<u64>,
+    /// Share of the plain users who log in at all who work through Box Drive, mobile apps or
+    /// integrations: content events up to today and no LOGIN for the last 200 days (with a shorter
+    /// history, none at all). Only with `content_events`.
+    pub drive_only: f64,
+    /// Share of the plain users who log in at all who never touch content. Only with `content_events`.
+    pub login_only: f64,
 }
 
 impl Default for EnterpriseSpec {
@@ -126,6 +139,10 @@ impl Default for EnterpriseSpec {
             login_frequency: LoginFrequency::default(),
             total_login_events: None,
             other_events: true,
+            content_events: true,
+            total_content_events: None,
+            drive_only: 0.10,
+            login_only: 0.15,
         }
     }
 }
@@ -269,6 +286,9 @@ pub struct SimUser {
     pub created_at: DateTime<Utc>,
     /// The latest LOGIN event of this user, if any.
     pub last_login: Option<DateTime<Utc>>,
+    /// The latest content event (UPLOAD, PREVIEW, ...) of this user, if any; anonymous
+    /// (shared-link) events are nobody's.
+    pub last_content: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -460,8 +480,37 @@ impl BoxSim {
             .unwrap_or_else(|| panic!("record_delayed_login: no user {user_id}"));
         st.push_delayed_event(state::EventKind::Login, i as u32, created_at, now);
     }
+    /// Appends an event of `kind` by `user_id` at `at` (late when older than the stream's newest:
+    /// it lands at the end). Ground truth moves only for a LOGIN (`last_login`) or a content kind
+    /// (`last_content`). Panics when the user does not exist.
+    pub fn record_event(&self, user_id: &str, kind: EventKind, at: DateTime<Utc>) {
+        let now = self.now();
+        let mut st = self.st();
+        let i = st
+            .user_index(user_id)
+            .unwrap_or_else(|| panic!("record_event: no user {user_id}"));
+        st.push_event(kind, i as u32, at, now);
+    }
+    /// Like `record_event`, visible only now (see `record_delayed_login`).
+    pub fn record_delayed_event(&self, user_id: &str, kind: EventKind, created_at: DateTime<Utc>) {
+        let now = self.now();
+        let mut st = self.st();
+        let i = st
+            .user_index(user_id)
+            .unwrap_or_else(|| panic!("record_delayed_event: no user {user_id}"));
+        st.push_delayed_event(kind, i as u32, created_at, now);
+    }
+    /// Appends an event by the anonymous user (id 2), e.g. a shared-link PREVIEW.
+    pub fn record_anonymous_event(&self, kind: EventKind, at: DateTime<Utc>) {
+        let now = self.now();
+        self.st().push_event(kind, state::ANON, at, now);
+    }
     pub fn login_event_count(&self) -> u64 {
         self.st().login_events
+    }
+    /// Content events in the stream, anonymous ones included.
+    pub fn content_event_count(&self) -> u64 {
+        self.st().content_events
     }
     /// All events of any type held in the admin_logs stream.
     pub fn event_count(&self) -> u64 {

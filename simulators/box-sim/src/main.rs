@@ -1,7 +1,8 @@
 //! `box-sim`: runs the Box API simulator on loopback for the local demo, manual testing and the
 //! usage-sync benchmark (`tools/sync-bench`), which runs it as a separate process so the bench's
 //! memory is the sync's alone. With `--summary` it prints the enterprise's ground truth after the
-//! listening line and its request counters when it stops, one JSON line each.
+//! listening line and its request counters when it stops, one JSON line each; with `--truth FILE`
+//! it writes each user's `last_login` and `last_content` there, one JSON line per user.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,19 +11,23 @@ use box_sim::{BoxSim, Endpoint, Plan, SimConfig};
 
 const USAGE: &str = "usage: box-sim [--port N] [--seed N] [--users N] [--history-days N] [--plan enterprise|business]
               [--enterprise-id S] [--login-events N] [--app-users F] [--never-logged-in F] [--external-users N]
+              [--content-events N] [--no-content-events] [--drive-only F] [--login-only F]
               [--latency-ms N] [--share-429 F] [--share-5xx F] [--share-drop F] [--short-pages F]
-              [--rate-limit N] [--client-id S] [--client-secret S] [--redirect-uri S] [--contract] [--summary]";
+              [--rate-limit N] [--client-id S] [--client-secret S] [--redirect-uri S] [--contract] [--summary]
+              [--truth FILE]";
 
 struct Cli {
     config: SimConfig,
     port: u16,
     summary: bool,
+    truth: Option<std::path::PathBuf>,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Cli> {
     let mut c = SimConfig::default();
     let mut port = 0u16;
     let mut summary = false;
+    let mut truth = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
@@ -31,6 +36,10 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
         }
         if flag == "--summary" {
             summary = true;
+            continue;
+        }
+        if flag == "--no-content-events" {
+            c.enterprise.content_events = false;
             continue;
         }
         if flag == "--contract" {
@@ -53,6 +62,9 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
             "--login-events" => c.enterprise.total_login_events = Some(v.parse().map_err(|e| bad(&e))?),
             "--app-users" => c.enterprise.app_users = share(v).map_err(|e| bad(&e))?,
             "--never-logged-in" => c.enterprise.never_logged_in = share(v).map_err(|e| bad(&e))?,
+            "--content-events" => c.enterprise.total_content_events = Some(v.parse().map_err(|e| bad(&e))?),
+            "--drive-only" => c.enterprise.drive_only = share(v).map_err(|e| bad(&e))?,
+            "--login-only" => c.enterprise.login_only = share(v).map_err(|e| bad(&e))?,
             "--external-users" => c.enterprise.external_users = v.parse().map_err(|e| bad(&e))?,
             "--plan" => {
                 c.enterprise.plan = match v.as_str() {
@@ -70,6 +82,7 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
             "--client-id" => c.client_id = v.clone(),
             "--client-secret" => c.client_secret = v.clone(),
             "--redirect-uri" => c.redirect_uri = Some(v.clone()),
+            "--truth" => truth = Some(std::path::PathBuf::from(v)),
             _ => anyhow::bail!("unknown flag {flag}\n{USAGE}"),
         }
     }
@@ -77,6 +90,7 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
         config: c,
         port,
         summary,
+        truth,
     })
 }
 
@@ -98,10 +112,37 @@ fn summary_json(sim: &BoxSim) -> serde_json::Value {
         "app_users": app,
         "external_users": external,
         "users_with_login": users.iter().filter(|u| u.last_login.is_some()).count(),
+        "users_with_content": users.iter().filter(|u| u.last_content.is_some()).count(),
+        "users_with_activity": users.iter().filter(|u| u.last_login.is_some() || u.last_content.is_some()).count(),
         "login_events": sim.login_event_count(),
+        "content_events": sim.content_event_count(),
         "events": sim.event_count(),
         "now": sim.now().to_rfc3339(),
     })
+}
+
+/// Each user's ground truth, one JSON line per user, for a benchmark that checks every user's two
+/// dates rather than the totals of the summary.
+fn write_truth(sim: &BoxSim, path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339());
+    let file = std::fs::File::create(path).map_err(|e| anyhow::anyhow!("--truth {}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for u in sim.users() {
+        let line = serde_json::json!({
+            "id": u.id,
+            "login": u.login,
+            "role": u.role.as_str(),
+            "status": u.status.as_str(),
+            "is_app_user": u.is_app_user,
+            "is_external": u.is_external,
+            "last_login": time(u.last_login),
+            "last_content": time(u.last_content),
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Requests answered so far: in all, rate limited (429), and by the endpoints a sync uses.
@@ -135,7 +176,17 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cli = parse(&args)?;
+    let started = std::time::Instant::now();
     let sim = BoxSim::start_on(cli.config, SocketAddr::from(([127, 0, 0, 1], cli.port))).await?;
+    tracing::info!(
+        secs = started.elapsed().as_secs_f64(),
+        events = sim.event_count(),
+        "box-sim generated"
+    );
+    // Written before the listening line, so whoever waits for that line finds the file complete.
+    if let Some(path) = &cli.truth {
+        write_truth(&sim, path)?;
+    }
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -159,4 +210,41 @@ async fn main() -> anyhow::Result<()> {
     }
     sim.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn content_flags_set_the_enterprise_spec() {
+        let cli = parse(&args(&[
+            "--content-events",
+            "10000000",
+            "--drive-only",
+            "0.2",
+            "--login-only",
+            "0.05",
+            "--truth",
+            "/tmp/t.jsonl",
+        ]))
+        .unwrap();
+        let e = &cli.config.enterprise;
+        assert_eq!(e.total_content_events, Some(10_000_000));
+        assert_eq!((e.drive_only, e.login_only), (0.2, 0.05));
+        assert!(e.content_events);
+        assert_eq!(cli.truth.as_deref(), Some(std::path::Path::new("/tmp/t.jsonl")));
+        assert!(
+            !parse(&args(&["--no-content-events"]))
+                .unwrap()
+                .config
+                .enterprise
+                .content_events
+        );
+        assert!(parse(&args(&["--drive-only", "1.5"])).is_err());
+    }
 }

@@ -119,6 +119,13 @@ async fn rate_limit_per_token_answers_429_with_retry_after() {
             rate_limit_per_minute: Some(5),
             ..Default::default()
         },
+        // The limit counts per calendar minute: start at one's beginning, or the six requests
+        // can straddle two minutes and none is refused.
+        now: Some(
+            chrono::DateTime::parse_from_rfc3339("2026-11-01T12:00:00Z")
+                .unwrap()
+                .to_utc(),
+        ),
         ..Default::default()
     })
     .await;

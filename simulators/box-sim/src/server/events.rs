@@ -9,7 +9,8 @@ use sim_core::Reply;
 use super::api::Caller;
 use super::{Ctx, Shared, client_error};
 use crate::Plan;
-use crate::state::{ANON, EventKind, State, fmt_time, ts};
+use crate::content;
+use crate::state::{ANON, EventKind, KindSet, State, fmt_time, ip_for, ts};
 
 fn parse_time(shared: &Shared, ctx: &Ctx, k: &str) -> Result<Option<i64>, Reply> {
     match ctx.q(k) {
@@ -56,9 +57,12 @@ fn events(shared: &Shared, st: &State, ctx: &Ctx) -> Reply {
             );
         }
     }
-    let kinds: Option<Vec<Option<EventKind>>> = ctx
-        .list("event_type")
-        .map(|v| v.iter().map(|s| EventKind::parse(s)).collect());
+    // A type the simulator never generates matches nothing.
+    let kinds: Option<KindSet> = ctx.list("event_type").map(|v| {
+        v.iter()
+            .filter_map(|s| EventKind::parse(s))
+            .fold(KindSet::default(), KindSet::with)
+    });
     let (after, before) = match (
         parse_time(shared, ctx, "created_after"),
         parse_time(shared, ctx, "created_before"),
@@ -115,8 +119,8 @@ fn events(shared: &Shared, st: &State, ctx: &Ctx) -> Reply {
         if pos > sorted.len() && !in_window(&e) {
             continue;
         }
-        if let Some(k) = &kinds
-            && !k.contains(&Some(e.kind))
+        if let Some(k) = kinds
+            && !k.contains(e.kind)
         {
             continue;
         }
@@ -131,17 +135,17 @@ fn events(shared: &Shared, st: &State, ctx: &Ctx) -> Reply {
 }
 
 fn event_json(st: &State, e: &crate::state::Ev) -> Value {
-    let user = if e.user == ANON {
-        json!({"type": "user", "id": "2", "name": "Unknown User", "login": format!("unknown.{}@{}", e.seq % 97, st.domain)})
-    } else {
-        let u = &st.users[e.user as usize];
-        json!({"type": "user", "id": u.id, "name": u.name, "login": u.login})
-    };
-    let ip = std::net::Ipv4Addr::from(e.ip).to_string();
+    let user = user_json(st, e.user, e.seq);
+    let ip = std::net::Ipv4Addr::from(ip_for(st.seed, e.user, e.seq)).to_string();
     let details = match e.kind {
         EventKind::FailedLogin => json!({"failure_reason": "invalid_password"}),
         EventKind::Login | EventKind::AdminLogin => json!({"client_type": "web"}),
         _ => json!({}),
+    };
+    let source = if e.kind.is_content() {
+        item_json(st, e)
+    } else {
+        user.clone()
     };
     json!({
         "type": "event",
@@ -152,7 +156,33 @@ fn event_json(st: &State, e: &crate::state::Ev) -> Value {
         "event_type": e.kind.as_str(),
         "ip_address": ip,
         "session_id": format!("{:x}", crate::state::splitmix(e.seq as u64 ^ st.seed) & 0xffff_ffff_ffff),
-        "source": user,
+        "source": source,
         "additional_details": details,
+    })
+}
+
+fn user_json(st: &State, user: u32, seq: u32) -> Value {
+    match st.users.get(user as usize) {
+        Some(u) if user != ANON => json!({"type": "user", "id": u.id, "name": u.name, "login": u.login}),
+        _ => {
+            json!({"type": "user", "id": "2", "name": "Unknown User", "login": format!("unknown.{}@{}", seq % 97, st.domain)})
+        }
+    }
+}
+
+/// The source of a content event is the file or folder, as Box's `EventSource`: owned by the actor
+/// when they own content, else by the primary admin (whose folders are shared with everyone).
+fn item_json(st: &State, e: &crate::state::Ev) -> Value {
+    let item = content::item(st.seed, e.seq, e.kind);
+    let owner = match st.users.get(e.user as usize) {
+        Some(u) if u.owns_content => e.user,
+        _ => 0,
+    };
+    json!({
+        "item_type": if item.is_folder { "folder" } else { "file" },
+        "item_id": item.id,
+        "item_name": item.name,
+        "parent": {"type": "folder", "id": item.parent_id, "name": item.parent_name},
+        "owned_by": user_json(st, owner, e.seq),
     })
 }

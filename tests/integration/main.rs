@@ -37,6 +37,7 @@ mod sso_outbound;
 mod storage_connections;
 mod storage_dynamodb;
 mod storage_secrets;
+mod sync_activity;
 mod sync_box;
 mod sync_resume;
 mod sync_service;

@@ -13,7 +13,9 @@ use seatsync::settings::TenantSettings;
 use seatsync::sync::{LicenseStore, SyncKind, SyncOptions, SyncOutcome, SyncPlan};
 use seatsync_tests::aws::TestAws;
 use seatsync_tests::boxsim::{TestBox, box_id};
-use seatsync_tests::sync::{comparable, enterprise, last_login, options, syncer, tenant, truth};
+use seatsync_tests::sync::{
+    comparable, enterprise, last_content, last_login, options, report_states, syncer, tenant, truth,
+};
 
 fn plan(kind: SyncKind) -> SyncPlan {
     SyncPlan {
@@ -42,7 +44,7 @@ async fn a_5000_user_enterprise_matches_the_ground_truth_exactly() {
     let mut mismatches = 0;
     for truth_user in &sim_users {
         let user = &stored[truth_user.id.as_str()];
-        if last_login(user) != truth_user.last_login {
+        if last_login(user) != truth_user.last_login || last_content(user) != truth_user.last_content {
             mismatches += 1;
         }
         let expected_kind = if truth_user.is_app_user {
@@ -56,7 +58,7 @@ async fn a_5000_user_enterprise_matches_the_ground_truth_exactly() {
     }
     assert_eq!(
         mismatches, 0,
-        "users whose last login differs from the simulator's ground truth"
+        "users whose last login or last content activity differs from the simulator's ground truth"
     );
 
     let now = Utc::now();
@@ -83,6 +85,12 @@ async fn a_5000_user_enterprise_matches_the_ground_truth_exactly() {
         (t.inactive_30, t.inactive_60, t.inactive_90)
     );
     assert_eq!(report.active, t.active_60, "active within the 60-day default threshold");
+    assert_eq!(
+        report_states(&report),
+        (t.working, t.login_only),
+        "working and login-only at 30/60/90"
+    );
+    assert!(report.history_complete);
     assert_eq!(report.reclaimable_seats, t.inactive_60 + t.deactivated);
     assert_eq!(report.unassigned_seats, Some(5_200 - t.seat_holders));
     assert_eq!(
@@ -298,7 +306,12 @@ async fn the_incremental_pass_reads_only_new_logins_and_updates_the_counts() {
         .users()
         .into_iter()
         .find(|u| {
-            u.role == "user" && !u.is_app_user && !u.is_external && u.status == "active" && u.last_login.is_none()
+            u.role == "user"
+                && !u.is_app_user
+                && !u.is_external
+                && u.status == "active"
+                && u.last_login.is_none()
+                && u.last_content.is_none()
         })
         .expect("a never-logged-in user");
 
@@ -341,7 +354,12 @@ async fn login_events_delayed_past_the_overlap_are_still_read() {
         .users()
         .into_iter()
         .find(|u| {
-            u.role == "user" && !u.is_app_user && !u.is_external && u.status == "active" && u.last_login.is_none()
+            u.role == "user"
+                && !u.is_app_user
+                && !u.is_external
+                && u.status == "active"
+                && u.last_login.is_none()
+                && u.last_content.is_none()
         })
         .expect("a never-logged-in user");
 

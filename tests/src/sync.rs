@@ -65,16 +65,29 @@ pub struct Truth {
     pub inactive_60: u32,
     pub inactive_90: u32,
     pub active_60: u32,
+    /// Content activity within 30, 60 and 90 days.
+    pub working: [u32; 3],
+    /// A login but no content activity within 30, 60 and 90 days.
+    pub login_only: [u32; 3],
 }
 
 pub fn truth(users: &[SimUser], now: DateTime<Utc>) -> Truth {
     let seat: Vec<_> = users.iter().filter(|u| !u.is_app_user && !u.is_external).collect();
     let active: Vec<_> = seat.iter().filter(|u| u.status != "inactive").collect();
     let cutoff = |days: i64| (now - Duration::days(days)).date_naive();
+    // The default signal: any activity, the later of the last login and the last content event.
+    let within = |t: Option<DateTime<Utc>>, days: i64| t.is_some_and(|t| t.date_naive() >= cutoff(days));
     let inactive = |days: i64| {
         active
             .iter()
-            .filter(|u| u.last_login.is_none_or(|t| t.date_naive() < cutoff(days)))
+            .filter(|u| !within(u.last_login, days) && !within(u.last_content, days))
+            .count() as u32
+    };
+    let working = |days: i64| active.iter().filter(|u| within(u.last_content, days)).count() as u32;
+    let login_only = |days: i64| {
+        active
+            .iter()
+            .filter(|u| within(u.last_login, days) && !within(u.last_content, days))
             .count() as u32
     };
     Truth {
@@ -85,11 +98,16 @@ pub fn truth(users: &[SimUser], now: DateTime<Utc>) -> Truth {
         // Box returns an external user only to a filter_term equal to its login, so the sync
         // lists none and the figure stays 0 whatever the enterprise holds.
         external_users: 0,
-        never_logged_in: active.iter().filter(|u| u.last_login.is_none()).count() as u32,
+        never_logged_in: active
+            .iter()
+            .filter(|u| u.last_login.is_none() && u.last_content.is_none())
+            .count() as u32,
         inactive_30: inactive(30),
         inactive_60: inactive(60),
         inactive_90: inactive(90),
         active_60: active.len() as u32 - inactive(60),
+        working: [working(30), working(60), working(90)],
+        login_only: [login_only(30), login_only(60), login_only(90)],
     }
 }
 
@@ -109,6 +127,20 @@ pub fn comparable(users: HashMap<BoxUserId, UserLicense>) -> HashMap<BoxUserId, 
             )
         })
         .collect()
+}
+
+/// The latest content activity a stored user has, if any.
+pub fn last_content(user: &UserLicense) -> Option<DateTime<Utc>> {
+    user.content_activity.at()
+}
+
+/// The report's working and login-only counts at 30, 60 and 90 days.
+pub fn report_states(report: &seatsync::sync::LicenseReport) -> ([u32; 3], [u32; 3]) {
+    let at = |days: u16| report.activity_by_threshold.iter().find(|t| t.days == days);
+    let pick = |f: fn(&seatsync::sync::ThresholdCounts) -> Option<u32>| {
+        [30, 60, 90].map(|d| at(d).and_then(f).unwrap_or(u32::MAX))
+    };
+    (pick(|t| t.working), pick(|t| t.login_only))
 }
 
 /// The latest login a stored user has, if any.

@@ -145,7 +145,7 @@ async fn bulk_by_criteria_selects_idle_seat_holders_and_never_unknown_activity()
         .filter(|u| {
             u.kind == seatsync::license::UserKind::Managed
                 && u.status == seatsync::boxapi::UserStatus::Active
-                && match u.login_activity {
+                && match u.signals().strongest() {
                     Activity::Seen { at, .. } => at < cutoff,
                     Activity::Never => true,
                     Activity::NoData => false,

@@ -6,7 +6,8 @@ use chrono::{Duration, Utc};
 use seatsync::audit::AuditOutcome;
 use seatsync::boxapi::Role;
 use seatsync::ids::BoxUserId;
-use seatsync::license::Activity;
+use seatsync::license::{Activity, ActivityOrigin, ActivitySignal};
+use seatsync::sync::LicenseStore as _;
 use serde_json::{Value, json};
 
 use crate::actions_fixture::{Actions, idle, ok, plain};
@@ -144,7 +145,7 @@ async fn bulk_by_criteria_selects_idle_seat_holders_and_never_unknown_activity()
         .filter(|u| {
             u.kind == seatsync::license::UserKind::Managed
                 && u.status == seatsync::boxapi::UserStatus::Active
-                && match u.login_activity {
+                && match u.signals().strongest() {
                     Activity::Seen { at, .. } => at < cutoff,
                     Activity::Never => true,
                     Activity::NoData => false,
@@ -237,4 +238,97 @@ async fn bulk_requests_must_name_users_one_way_and_at_most_500() {
     }
     assert_eq!(f.box_calls(), 0);
     assert!(f.audit().await.is_empty());
+}
+
+/// Makes `n` plain idle users (last login 200 days ago) Drive-only: content activity 2 days ago.
+async fn drive_only_users(f: &Actions, n: usize) -> Vec<String> {
+    let mut users: Vec<_> = f.idle_users(false).await.into_iter().take(n).collect();
+    assert_eq!(users.len(), n, "the enterprise has idle users");
+    for u in &mut users {
+        u.login_activity = Activity::Seen {
+            at: Utc::now() - Duration::days(200),
+            origin: ActivityOrigin::BoxLogin,
+        };
+        u.content_activity = Activity::Seen {
+            at: Utc::now() - Duration::days(2),
+            origin: ActivityOrigin::BoxContent,
+        };
+    }
+    f.aws.table().put_users(&f.tenant, &users).await.unwrap();
+    users.into_iter().map(|u| String::from(u.box_user_id)).collect()
+}
+
+fn results(answer: &Value) -> Vec<(String, String, String)> {
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["box_user_id"].as_str().unwrap().to_owned(),
+                r["outcome"].as_str().unwrap().to_owned(),
+                r["detail"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bulk_criteria_with_signal_any_never_select_a_working_user() {
+    let f = Actions::new().await;
+    let drive = drive_only_users(&f, 2).await;
+    let plan = ok(&f
+        .post(
+            "/users/deactivate",
+            json!({"criteria": {"inactive_days": 90}, "reason": "idle 90 days", "dry_run": true}),
+            None,
+        )
+        .await);
+    let selected = results(&plan);
+    assert!(!selected.is_empty(), "other idle users are selected: {plan}");
+    for id in &drive {
+        assert!(
+            selected.iter().all(|(s, _, _)| s != id),
+            "working user {id} is not selected with signal any: {plan}"
+        );
+    }
+    // Every stored user with content activity within 90 days stays out, not only these.
+    let working: Vec<String> = f
+        .pick(|u| {
+            u.signals()
+                .by_signal(ActivitySignal::Content)
+                .at()
+                .is_some_and(|at| at > Utc::now() - Duration::days(89))
+        })
+        .await
+        .into_iter()
+        .map(|u| String::from(u.box_user_id))
+        .collect();
+    assert!(selected.iter().all(|(s, _, _)| !working.contains(s)), "{plan}");
+}
+
+#[tokio::test]
+async fn a_bulk_criteria_dry_run_never_plans_a_drive_only_user_whatever_the_signal() {
+    let f = Actions::new().await;
+    let drive = drive_only_users(&f, 2).await;
+    for signal in [ActivitySignal::Any, ActivitySignal::Login, ActivitySignal::Content] {
+        f.set_settings(|s| s.activity_signal = signal).await;
+        let plan = ok(&f
+            .post(
+                "/users/deactivate",
+                json!({"criteria": {"inactive_days": 90}, "reason": "idle 90 days", "dry_run": true}),
+                None,
+            )
+            .await);
+        for id in &drive {
+            match results(&plan).into_iter().find(|(s, _, _)| s == id) {
+                None => assert_ne!(signal, ActivitySignal::Login, "by logins alone {id} is idle: selected"),
+                Some((_, outcome, detail)) => {
+                    assert_eq!(outcome, "refused", "{signal:?}: {id} {detail}");
+                    assert!(detail.contains("content activity"), "the refusal says why: {detail}");
+                }
+            }
+        }
+    }
+    assert_eq!(f.box_calls(), 0, "dry runs call Box zero times");
 }

@@ -221,7 +221,7 @@ impl Actions {
 
     pub async fn recently_active(&self) -> UserLicense {
         let cutoff = Utc::now() - Duration::days(10);
-        self.pick(|u| plain(u) && matches!(u.login_activity, Activity::Seen { at, .. } if at > cutoff))
+        self.pick(|u| plain(u) && matches!(u.signals().strongest(), Activity::Seen { at, .. } if at > cutoff))
             .await
             .into_iter()
             .next()
@@ -245,8 +245,9 @@ pub fn plain(u: &UserLicense) -> bool {
         && u.role == Some(Role::User)
 }
 
+/// Idle for `days` by the strongest signal (login or content), as the recent-activity rail judges.
 pub fn idle(u: &UserLicense, days: i64) -> bool {
-    match u.login_activity {
+    match u.signals().strongest() {
         Activity::Seen { at, .. } => at < Utc::now() - Duration::days(days),
         Activity::Never => true,
         Activity::NoData => false,

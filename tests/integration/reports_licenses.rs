@@ -42,6 +42,16 @@ async fn the_report_equals_the_one_computed_from_the_stored_summary() {
     assert_eq!(body["summary"], expected);
     assert_eq!(body["summary"]["seats_purchased"], 400);
     assert_eq!(body["summary"]["inactivity_threshold_days"], 45);
+    for field in ["history_complete", "activity_signal", "content_activity_available"] {
+        assert!(body["summary"].get(field).is_some(), "{field} missing: {body}");
+    }
+    let days: Vec<_> = body["summary"]["activity_by_threshold"]
+        .as_array()
+        .expect("counts by threshold")
+        .iter()
+        .map(|c| c["days"].as_u64().unwrap())
+        .collect();
+    assert_eq!(days, [30, 45, 60, 90], "30/60/90 days and the tenant's threshold");
     let seat_holders = tb
         .sim
         .users()
@@ -101,6 +111,8 @@ fn assert_box_facts(body: &Value) {
         "does not lower the bill",
         "reduced, at renewal",
         "no api for the number of seats purchased",
+        "login-only means a login",
+        "activity_signal",
     ] {
         assert!(facts.contains(needle), "{needle}: {facts}");
     }

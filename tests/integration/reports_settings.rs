@@ -46,6 +46,7 @@ async fn settings_round_trip_and_defaults_show_before_any_put() {
     let defaults = r.get_json("acme", "/settings", "").await;
     assert_eq!(defaults["inactivity_threshold_days"], 60);
     assert_eq!(defaults["daily_action_cap"], 100);
+    assert_eq!(defaults["activity_signal"], "any");
     assert_eq!(defaults["sso"], json!({"provider": null, "configured": false}));
 
     let response = r.put_settings("acme", &settings()).await;
@@ -56,6 +57,7 @@ async fn settings_round_trip_and_defaults_show_before_any_put() {
         "price_per_seat_year_minor": 18000,
         "currency": "EUR",
         "inactivity_threshold_days": 45,
+        "activity_signal": "any",
         "daily_action_cap": 250,
         "protected_logins": ["ceo@acme.com", "cfo@acme.com"],
         "content_transfer": true,
@@ -63,6 +65,14 @@ async fn settings_round_trip_and_defaults_show_before_any_put() {
     });
     assert_eq!(answer, expected, "lower-cased and deduplicated");
     assert_eq!(r.get_json("acme", "/settings", "").await, expected);
+
+    // The activity signal is shown as set, and kept by a GET.
+    let response = r
+        .put_settings("acme", &with(settings(), "activity_signal", json!("content")))
+        .await;
+    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+    assert_eq!(response.json()["activity_signal"], "content");
+    assert_eq!(r.get_json("acme", "/settings", "").await["activity_signal"], "content");
 
     // Clearing the optional values.
     let cleared = with(

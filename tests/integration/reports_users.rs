@@ -1,10 +1,10 @@
 //! `GET /licenses/users`: filters, order, cursors that visit every user once and refuse forgery or
 //! reuse elsewhere, tenant isolation, and the CSV export.
 
-use chrono::Utc;
+use chrono::{Duration, Utc};
 use seatsync::audit::{AuditAction, AuditLog, AuditOutcome, AuditRecord};
 use seatsync::boxapi::{Role, UserStatus};
-use seatsync::license::{Activity, UserKind};
+use seatsync::license::{Activity, ActivityOrigin, ActivitySignal, UserKind};
 use seatsync::settings::{SettingsStore, TenantSettings};
 use seatsync::sync::LicenseStore;
 use seatsync_tests::apigw::ApiRequest;
@@ -101,6 +101,10 @@ async fn filters_select_by_state_role_kind_and_inactive_days() {
         "owns_content",
         "last_activity_at",
         "last_activity_source",
+        "last_login_at",
+        "last_login_source",
+        "last_content_activity_at",
+        "last_content_source",
         "activity_state",
         "first_seen_at",
         "removed_at",
@@ -369,12 +373,16 @@ async fn csv_export_of_10000_users_is_complete_quoted_and_formula_safe() {
             "owns_content",
             "last_activity_at",
             "last_activity_source",
+            "last_login_at",
+            "last_login_source",
+            "last_content_activity_at",
+            "last_content_source",
             "activity_state",
             "first_seen_at",
             "removed_at",
         ]
     );
-    assert!(records.iter().all(|r| r.len() == 12), "every record has 12 fields");
+    assert!(records.iter().all(|r| r.len() == 16), "every record has 16 fields");
     let by_id = |id: u64| records.iter().find(|r| r[0] == id.to_string());
     // The 10,001st user (by login) is on the next page.
     let link = headers["link"].to_str().unwrap().to_owned();
@@ -426,4 +434,114 @@ async fn csv_export_of_10000_users_is_complete_quoted_and_formula_safe() {
         link.contains("state=inactive") && link.contains("inactive_days=30") && link.contains("limit=2"),
         "{link}"
     );
+}
+
+/// A Drive-only user (1: content 2 days ago, last login 200 days ago) and a login-only user (2:
+/// login 2 days ago, no content activity in the history read).
+async fn drive_and_login_only(r: &Reports, t: &str) {
+    let mut drive = user(1, Some(200));
+    drive.content_activity = Activity::Seen {
+        at: Utc::now() - Duration::days(2),
+        origin: ActivityOrigin::BoxContent,
+    };
+    let mut login_only = user(2, Some(2));
+    login_only.content_activity = Activity::Never;
+    r.put_users(t, &[drive, login_only]).await;
+}
+
+async fn set_signal(r: &Reports, t: &str, signal: ActivitySignal) {
+    let settings = TenantSettings {
+        activity_signal: signal,
+        ..TenantSettings::default()
+    };
+    SettingsStore::new(r.table.clone())
+        .put(&tenant(t), &settings)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_drive_only_user_is_working_and_a_login_only_user_is_login_only_with_both_dates() {
+    let r = Reports::new().await;
+    drive_and_login_only(&r, "acme").await;
+    let body = r.get_json("acme", "/licenses/users", "sort=login").await;
+    assert_eq!(body["activity_signal"], "any");
+    let (drive, login) = (&body["users"][0], &body["users"][1]);
+    assert_eq!(drive["activity_state"], "working", "{drive}");
+    assert_eq!(drive["last_content_source"], "box_content");
+    assert_eq!(drive["last_login_source"], "box_login");
+    let day = |v: &Value| v.as_str().unwrap()[..10].to_owned();
+    let days_ago = |d: i64| (Utc::now() - Duration::days(d)).format("%Y-%m-%d").to_string();
+    assert_eq!(day(&drive["last_content_activity_at"]), days_ago(2));
+    assert_eq!(day(&drive["last_login_at"]), days_ago(200));
+    assert_eq!(
+        day(&drive["last_activity_at"]),
+        days_ago(2),
+        "signal any: the later date"
+    );
+    assert_eq!(login["activity_state"], "login_only", "{login}");
+    assert_eq!(day(&login["last_login_at"]), days_ago(2));
+    assert_eq!(login["last_content_activity_at"], Value::Null);
+    assert_eq!(login["last_content_source"], Value::Null);
+    let r = &r;
+    let one = |q: &'static str| async move { ids(&r.get_json("acme", "/licenses/users", q).await) };
+    assert_eq!(one("state=working").await, [1]);
+    assert_eq!(one("state=login_only").await, [2]);
+    assert_eq!(one("state=active").await, [1, 2], "old clients: working or login-only");
+
+    // The CSV has both dates and the state.
+    let (status, _, text) = send_big(
+        &r.router,
+        ApiRequest::authorized("GET", "/licenses/users", claims("acme"))
+            .query("sort=login")
+            .header("accept", "text/csv"),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let records = parse_csv(&text);
+    let column = |name: &str| records[0].iter().position(|h| h == name).unwrap();
+    let drive_csv = &records[1];
+    assert_eq!(&drive_csv[column("last_content_activity_at")][..10], days_ago(2));
+    assert_eq!(drive_csv[column("last_content_source")], "box_content");
+    assert_eq!(&drive_csv[column("last_login_at")][..10], days_ago(200));
+    assert_eq!(drive_csv[column("last_login_source")], "box_login");
+    assert_eq!(drive_csv[column("activity_state")], "working");
+    assert_eq!(records[2][column("activity_state")], "login_only");
+    assert_eq!(records[2][column("last_content_activity_at")], "");
+}
+
+#[tokio::test]
+async fn the_inactive_filter_follows_the_tenants_activity_signal() {
+    let r = Reports::new().await;
+    drive_and_login_only(&r, "acme").await;
+    let inactive = || async {
+        ids(&r
+            .get_json("acme", "/licenses/users", "state=inactive&inactive_days=30")
+            .await)
+    };
+    assert!(inactive().await.is_empty(), "signal any: both used Box 2 days ago");
+    set_signal(&r, "acme", ActivitySignal::Content).await;
+    assert_eq!(inactive().await, [2], "signal content: the login-only user is inactive");
+    let body = r.get_json("acme", "/licenses/users", "sort=last_activity").await;
+    assert_eq!(body["activity_signal"], "content");
+    assert_eq!(body["users"][0]["box_user_id"], "2", "no content activity sorts first");
+    assert_eq!(
+        body["users"][1]["activity_state"], "working",
+        "states do not depend on the signal"
+    );
+    set_signal(&r, "acme", ActivitySignal::Login).await;
+    assert_eq!(inactive().await, [1], "signal login: the Drive-only user is inactive");
+}
+
+#[tokio::test]
+async fn a_cursor_is_refused_after_the_tenant_changes_its_activity_signal() {
+    let r = Reports::new().await;
+    seeded(&r, "acme").await;
+    let first = r.get_json("acme", "/licenses/users", "limit=5").await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    set_signal(&r, "acme", ActivitySignal::Content).await;
+    let response = r
+        .get("acme", "/licenses/users", &format!("limit=5&cursor={cursor}"))
+        .await;
+    assert_eq!(response.status, 400, "{}", String::from_utf8_lossy(&response.body));
 }

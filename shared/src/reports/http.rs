@@ -155,7 +155,7 @@ async fn list_users(
     let next = if rows < page.users.len() {
         // Cut short by size: continue after the last row sent.
         rows.checked_sub(1)
-            .map(|last| users::cursor_after(&identity.tenant, &query, &page.users[last]))
+            .map(|last| users::cursor_after(&identity.tenant, &query, page.activity_signal, &page.users[last]))
     } else {
         page.next_cursor.clone()
     };

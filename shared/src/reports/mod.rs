@@ -18,6 +18,7 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::config::{ConfigError, Env, or_default, required};
 use crate::connection::{ActivitySource, ConnectionStatus, Connections};
 use crate::ids::TenantId;
+use crate::license::ActivitySignal;
 use crate::settings::{SettingsStore, SsoProviderKind, TenantSettings};
 use crate::sso::{OutboundPolicy, SsoConfig};
 use crate::storage::schema::tenant_pk;
@@ -36,6 +37,11 @@ pub const FACT_DELETE_FREES_SEAT: &str =
 pub const FACT_SEATS_DROP_AT_RENEWAL: &str = "The bill drops only when the subscription's seat count is reduced, at renewal; Box has no API to downgrade a license.";
 pub const FACT_NO_SEATS_API: &str =
     "Box has no API for the number of seats purchased or their price: enter them in settings (PUT /settings).";
+pub const FACT_WORKING_AND_LOGIN_ONLY: &str = "Working means content activity in Box (upload, edit, preview, download, \
+     share; also through Box Drive, the mobile apps or integrations) within the threshold; login-only means a login \
+     within it but no content activity. The inactive counts follow the tenant's `activity_signal` (any, login or \
+     content; shown in the summary); whatever it is, seatsync refuses to change a user with recent activity of \
+     either kind.";
 
 /// The largest values settings accept.
 pub const MAX_SEATS: u32 = 10_000_000;
@@ -126,6 +132,7 @@ pub struct BoxFacts {
     pub deleting_frees_a_seat_not_the_bill: &'static str,
     pub seats_drop_only_at_renewal: &'static str,
     pub seats_purchased_not_in_box_api: &'static str,
+    pub working_and_login_only: &'static str,
 }
 
 impl BoxFacts {
@@ -134,6 +141,7 @@ impl BoxFacts {
         deleting_frees_a_seat_not_the_bill: FACT_DELETE_FREES_SEAT,
         seats_drop_only_at_renewal: FACT_SEATS_DROP_AT_RENEWAL,
         seats_purchased_not_in_box_api: FACT_NO_SEATS_API,
+        working_and_login_only: FACT_WORKING_AND_LOGIN_ONLY,
     };
 }
 
@@ -151,6 +159,8 @@ pub struct SettingsView {
     pub price_per_seat_year_minor: Option<u64>,
     pub currency: Option<String>,
     pub inactivity_threshold_days: u16,
+    /// Which activity the inactivity threshold counts: `any`, `login` or `content`.
+    pub activity_signal: ActivitySignal,
     pub daily_action_cap: u32,
     pub protected_logins: Vec<String>,
     pub content_transfer: bool,
@@ -287,17 +297,17 @@ impl ReportsService {
     /// in memory (see [`users`]): bounded by the tenant's size.
     #[tracing::instrument(skip(self, query), fields(tenant = %tenant))]
     pub async fn users(&self, tenant: &TenantId, query: &UserQuery) -> Result<UserPage, ReportsError> {
-        let inactive_days = match query.inactive_days {
-            Some(days) => days,
-            None => self.settings.get(tenant).await?.inactivity_threshold_days,
-        };
+        let settings = self.settings.get(tenant).await?;
+        let inactive_days = query.inactive_days.unwrap_or(settings.inactivity_threshold_days);
+        let signal = settings.activity_signal;
         // A bad cursor is refused before the tenant's users are read.
         if query.cursor.is_some() {
-            users::page(tenant, query, inactive_days, Vec::new(), Utc::now())
+            users::page(tenant, query, inactive_days, signal, Vec::new(), Utc::now())
                 .map_err(|e| invalid(e.field, e.detail))?;
         }
         let all = self.store.load_users(tenant).await?;
-        users::page(tenant, query, inactive_days, all.into_values(), Utc::now()).map_err(|e| invalid(e.field, e.detail))
+        users::page(tenant, query, inactive_days, signal, all.into_values(), Utc::now())
+            .map_err(|e| invalid(e.field, e.detail))
     }
 
     /// The tenant's audit trail, newest first.
@@ -433,6 +443,7 @@ fn view(s: TenantSettings, configured: bool) -> SettingsView {
         price_per_seat_year_minor: s.price_per_seat_year_minor,
         currency: s.currency,
         inactivity_threshold_days: s.inactivity_threshold_days,
+        activity_signal: s.activity_signal,
         daily_action_cap: s.daily_action_cap,
         protected_logins: s.protected_logins,
         content_transfer: s.content_transfer,

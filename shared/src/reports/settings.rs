@@ -24,11 +24,12 @@ pub enum SsoChange {
     Set(Box<SsoConfig>),
 }
 
-const EDITABLE: [&str; 8] = [
+const EDITABLE: [&str; 9] = [
     "seats_purchased",
     "price_per_seat_year_minor",
     "currency",
     "inactivity_threshold_days",
+    "activity_signal",
     "daily_action_cap",
     "protected_logins",
     "content_transfer",
@@ -291,6 +292,22 @@ mod tests {
     }
 
     #[test]
+    fn the_activity_signal_is_accepted_absent_null_or_named() {
+        for (value, expected) in [
+            (None, ActivitySignal::Any),
+            (Some(json!(null)), ActivitySignal::Any),
+            (Some(json!("login")), ActivitySignal::Login),
+            (Some(json!("content")), ActivitySignal::Content),
+        ] {
+            let mut body = valid();
+            if let Some(v) = value {
+                body.insert("activity_signal".into(), v);
+            }
+            assert_eq!(parse_settings(body).unwrap().settings.activity_signal, expected);
+        }
+    }
+
+    #[test]
     fn each_invalid_setting_names_its_field() {
         for (field, value) in [
             ("seats_purchased", json!(10_000_001)),
@@ -302,6 +319,7 @@ mod tests {
             ("daily_action_cap", json!(10_001)),
             ("protected_logins", json!(["not-an-email"])),
             ("content_transfer", json!("yes")),
+            ("activity_signal", json!("drive")),
             ("sso.provider", json!({"provider": "ping", "credentials": {}})),
         ] {
             let key = field.split('.').next().unwrap();

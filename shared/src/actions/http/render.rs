@@ -234,7 +234,12 @@ mod tests {
             Refusal::ProtectedLogin,
             Refusal::OwnsContent,
             Refusal::NotManaged(UserKind::AppUser),
-            Refusal::RecentlyActive { days: 1, threshold: 90 },
+            Refusal::RecentlyActive {
+                days: 1,
+                threshold: 90,
+                at: chrono::Utc::now(),
+                origin: crate::license::ActivityOrigin::BoxContent,
+            },
             Refusal::NotConnected("x".into()),
         ] {
             let (answer, body) = refused(refusal.clone());

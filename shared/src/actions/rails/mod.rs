@@ -10,7 +10,7 @@ use super::{Action, Options};
 use crate::boxapi::{Role, User, UserStatus};
 use crate::connection::{ConnectionRecord, ConnectionStatus};
 use crate::ids::BoxUserId;
-use crate::license::{Activity, ActivitySignal, UserKind, UserLicense};
+use crate::license::{Activity, ActivityOrigin, ActivitySignal, UserKind, UserLicense};
 use crate::settings::TenantSettings;
 
 /// Why a safety rail (or the state of things) stopped a change before Box changed anything.
@@ -31,9 +31,13 @@ pub enum Refusal {
     BoxRead(Fault, String),
     ConnectedAccount,
     ProtectedLogin,
+    /// The strongest signal is within the threshold: `at` and `origin` name that activity (a
+    /// content event or a login), so an admin sees why a user who never logs in is refused.
     RecentlyActive {
         days: i64,
         threshold: u16,
+        at: DateTime<Utc>,
+        origin: ActivityOrigin,
     },
     /// The connection cannot be used: (status, what to do).
     NotConnected(String),
@@ -84,9 +88,17 @@ impl Refusal {
                 "Box user {user} has a protected login (tenant settings `protected_logins`); remove it from the \
                  list to {verb} this user"
             ),
-            Refusal::RecentlyActive { days, threshold } => format!(
-                "Box user {user} was active {days} day(s) ago, within the tenant's inactivity threshold of \
-                 {threshold} days; to {verb} them anyway, send `override_recent_activity: true` with a `reason`"
+            Refusal::RecentlyActive {
+                days,
+                threshold,
+                at,
+                origin,
+            } => format!(
+                "Box user {user} was active {days} day(s) ago: {} on {}, within the tenant's inactivity threshold \
+                 of {threshold} days (seatsync counts a login or content activity here, whatever the tenant's \
+                 activity signal); to {verb} them anyway, send `override_recent_activity: true` with a `reason`",
+                recent_activity(*origin),
+                at.format("%Y-%m-%d"),
             ),
             Refusal::NotConnected(why) => why.clone(),
             Refusal::OwnsContent => format!(
@@ -100,6 +112,21 @@ impl Refusal {
                  `daily_action_cap` in the settings"
             ),
         }
+    }
+}
+
+/// What the activity a refusal names was, in an admin's words.
+fn recent_activity(origin: ActivityOrigin) -> &'static str {
+    match origin {
+        ActivityOrigin::BoxContent => {
+            "content activity in Box (upload, edit, preview, download or share; also through Box Drive, the \
+             mobile apps or integrations)"
+        }
+        ActivityOrigin::BoxLogin => "a login to Box",
+        ActivityOrigin::Okta => "a sign-in to Box through Okta",
+        ActivityOrigin::Entra => "a sign-in to Box through Entra ID",
+        ActivityOrigin::EntraTenantWide => "a sign-in to an app of the Entra ID tenant",
+        ActivityOrigin::Google => "a sign-in to Box through Google Workspace",
     }
 }
 
@@ -146,7 +173,7 @@ pub(super) fn check(
     // The strongest signal, whatever the tenant's threshold counts: someone who works in Box
     // every day without logging in is not inactive.
     if action.removes_access()
-        && let Activity::Seen { at, .. } = u.signals().strongest()
+        && let Activity::Seen { at, origin } = u.signals().strongest()
     {
         let threshold = facts.settings.inactivity_threshold_days;
         let idle = facts.now - at;
@@ -156,6 +183,8 @@ pub(super) fn check(
             return Some(Refusal::RecentlyActive {
                 days: idle.num_days().max(0),
                 threshold,
+                at,
+                origin,
             });
         }
     }

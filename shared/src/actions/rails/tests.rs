@@ -183,8 +183,71 @@ fn recently_active_users_keep_their_access() {
     let threshold = case.settings.inactivity_threshold_days;
     assert_eq!(
         case.check(&Action::Deactivate),
-        Some(Refusal::RecentlyActive { days: 3, threshold })
+        Some(Refusal::RecentlyActive {
+            days: 3,
+            threshold,
+            at: now() - Duration::days(3),
+            origin: ActivityOrigin::BoxLogin,
+        })
     );
+}
+
+fn content_days_ago(days: i64) -> Activity {
+    Activity::Seen {
+        at: now() - Duration::days(days),
+        origin: ActivityOrigin::BoxContent,
+    }
+}
+
+#[test]
+fn a_drive_only_user_is_refused_as_recently_active_whatever_the_signal() {
+    for signal in [ActivitySignal::Any, ActivitySignal::Login, ActivitySignal::Content] {
+        let mut case = Case::new().stored(|u| {
+            u.login_activity = seen_days_ago(200);
+            u.content_activity = content_days_ago(2);
+        });
+        case.settings.activity_signal = signal;
+        let refusal = case.check(&Action::Deactivate);
+        assert!(
+            matches!(
+                refusal,
+                Some(Refusal::RecentlyActive {
+                    days: 2,
+                    origin: ActivityOrigin::BoxContent,
+                    ..
+                })
+            ),
+            "{signal:?}: {refusal:?}"
+        );
+        let detail = refusal.unwrap().detail(USER, &Action::Deactivate);
+        let day = (now() - Duration::days(2)).format("%Y-%m-%d").to_string();
+        assert!(detail.contains("content activity") && detail.contains(&day), "{detail}");
+    }
+}
+
+#[test]
+fn a_login_only_user_is_refused_as_recently_active_whatever_the_signal() {
+    for signal in [ActivitySignal::Any, ActivitySignal::Login, ActivitySignal::Content] {
+        let mut case = Case::new().stored(|u| {
+            u.login_activity = seen_days_ago(2);
+            u.content_activity = Activity::Never;
+        });
+        case.settings.activity_signal = signal;
+        let refusal = case.check(&Action::Deactivate);
+        assert!(
+            matches!(
+                refusal,
+                Some(Refusal::RecentlyActive {
+                    days: 2,
+                    origin: ActivityOrigin::BoxLogin,
+                    ..
+                })
+            ),
+            "{signal:?}: {refusal:?}"
+        );
+        let detail = refusal.unwrap().detail(USER, &Action::Deactivate);
+        assert!(detail.contains("a login to Box on 2026-11-28"), "{detail}");
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use super::{UserRow, kind_str, origin_str, role_str};
 pub const MAX_CSV_BYTES: usize = 5 * 1024 * 1024;
 
 /// The CSV header row.
-pub const CSV_HEADER: [&str; 12] = [
+pub const CSV_HEADER: [&str; 16] = [
     "box_user_id",
     "login",
     "name",
@@ -20,6 +20,10 @@ pub const CSV_HEADER: [&str; 12] = [
     "owns_content",
     "last_activity_at",
     "last_activity_source",
+    "last_login_at",
+    "last_login_source",
+    "last_content_activity_at",
+    "last_content_source",
     "activity_state",
     "first_seen_at",
     "removed_at",
@@ -74,6 +78,8 @@ pub fn to_csv(rows: &[UserRow]) -> (String, usize) {
         let status = r.status.as_str();
         let first_seen = time(Some(r.first_seen_at));
         let last = time(r.last_activity_at);
+        let last_login = time(r.last_login_at);
+        let last_content = time(r.last_content_activity_at);
         let removed = time(r.removed_at);
         csv_line(
             &[
@@ -86,6 +92,10 @@ pub fn to_csv(rows: &[UserRow]) -> (String, usize) {
                 if r.owns_content { "true" } else { "false" },
                 &last,
                 origin_str(r.last_activity_source),
+                &last_login,
+                origin_str(r.last_login_source),
+                &last_content,
+                origin_str(r.last_content_source),
                 r.activity_state.as_str(),
                 &first_seen,
                 &removed,

@@ -28,7 +28,7 @@ pub use query::{
 
 use crate::boxapi::{Role, UserStatus};
 use crate::ids::{BoxUserId, TenantId};
-use crate::license::{Activity, ActivityOrigin, UserKind, UserLicense};
+use crate::license::{Activity, ActivityOrigin, ActivitySignal, UsageState, UserKind, UserLicense};
 
 /// The longest cursor accepted.
 const MAX_CURSOR_LEN: usize = 1024;
@@ -37,9 +37,16 @@ const MAX_CURSOR_LEN: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActivityState {
-    /// Active status, last activity within `inactive_days`.
+    /// Active status, content activity within `inactive_days` (logged in or not: Box Drive and
+    /// the mobile apps work without a login event).
+    Working,
+    /// Active status, logged in within `inactive_days` without content activity within them.
+    LoginOnly,
+    /// Only a filter value, kept for clients from before working and login-only were told
+    /// apart: working or login-only. No row has it.
     Active,
-    /// Active status, last activity `inactive_days` or more ago.
+    /// Active status, no activity of either kind within `inactive_days`. As a filter: inactive
+    /// by the tenant's activity signal, never-active users included.
     Inactive,
     /// Active status, no activity in the whole history read.
     Never,
@@ -54,6 +61,8 @@ pub enum ActivityState {
 impl ActivityState {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Working => "working",
+            Self::LoginOnly => "login_only",
             Self::Active => "active",
             Self::Inactive => "inactive",
             Self::Never => "never",
@@ -74,17 +83,32 @@ pub struct UserRow {
     pub role: Option<Role>,
     pub kind: UserKind,
     pub owns_content: bool,
+    /// The last activity by the tenant's activity signal (what `inactive` counts and
+    /// `sort=last_activity` orders by), as before the two dates were told apart.
     pub last_activity_at: Option<DateTime<Utc>>,
     pub last_activity_source: Option<ActivityOrigin>,
+    /// The last login (Box `LOGIN` event or SSO sign-in).
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub last_login_source: Option<ActivityOrigin>,
+    /// The last content activity (upload, edit, preview…); null when none or not available.
+    pub last_content_activity_at: Option<DateTime<Utc>>,
+    pub last_content_source: Option<ActivityOrigin>,
     pub activity_state: ActivityState,
     pub first_seen_at: DateTime<Utc>,
     pub removed_at: Option<DateTime<Utc>>,
+    /// The activity the row was sorted by, so [`cursor_after`] rebuilds the exact key (the
+    /// dates above cannot tell "never" from "no data").
+    #[serde(skip)]
+    sort_activity: Activity,
 }
 
 /// A page of users.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserPage {
     pub users: Vec<UserRow>,
+    /// Which signal `last_activity_at`, `state=inactive` and `sort=last_activity` follow (the
+    /// tenant's setting; where a user's content activity is unknown, their login stands in).
+    pub activity_signal: ActivitySignal,
     /// How many users match the query in all.
     pub total: usize,
     pub next_cursor: Option<String>,
@@ -99,24 +123,28 @@ pub fn activity_state(user: &UserLicense, inactive_days: u16, now: DateTime<Utc>
     if user.status == UserStatus::Inactive {
         return ActivityState::Deactivated;
     }
-    match user.signals().strongest() {
-        Activity::Never => ActivityState::Never,
-        Activity::NoData => ActivityState::NoData,
-        Activity::Seen { at, .. } => {
-            if crate::license::inactive_for(at, i64::from(inactive_days), now) {
-                ActivityState::Inactive
-            } else {
-                ActivityState::Active
-            }
-        }
+    match user.signals().state(i64::from(inactive_days), now) {
+        UsageState::Working => ActivityState::Working,
+        UsageState::LoginOnly => ActivityState::LoginOnly,
+        UsageState::Inactive => ActivityState::Inactive,
+        UsageState::Never => ActivityState::Never,
+        UsageState::NoData => ActivityState::NoData,
     }
 }
 
 /// Whether `user` is in the list for `query`. Activity states other than `removed` are about
-/// seat holders (managed users Box still lists), as the license report counts them; `inactive`
-/// takes in users who never logged in, and never users without data. Without `state`, every user
-/// Box still lists.
-fn matches(query: &UserQuery, user: &UserLicense, state: ActivityState) -> bool {
+/// seat holders (managed users Box still lists), as the license report counts them. `inactive`
+/// follows the tenant's `signal` exactly as the report and bulk criteria do (never-active users
+/// in, users without data out), so with signal `content` a login-only user is in it; `active`
+/// (old clients) is working or login-only. Without `state`, every user Box still lists.
+fn matches(
+    query: &UserQuery,
+    user: &UserLicense,
+    state: ActivityState,
+    signal: ActivitySignal,
+    inactive_days: u16,
+    now: DateTime<Utc>,
+) -> bool {
     if query.role.is_some() && user.role != query.role {
         return false;
     }
@@ -127,7 +155,14 @@ fn matches(query: &UserQuery, user: &UserLicense, state: ActivityState) -> bool 
     match query.state {
         None => state != ActivityState::Removed,
         Some(ActivityState::Removed) => state == ActivityState::Removed,
-        Some(ActivityState::Inactive) => seat_holder && matches!(state, ActivityState::Inactive | ActivityState::Never),
+        Some(ActivityState::Inactive) => {
+            seat_holder
+                && user.status == UserStatus::Active
+                && user.signals().inactive_by(signal, i64::from(inactive_days), now)
+        }
+        Some(ActivityState::Active) => {
+            seat_holder && matches!(state, ActivityState::Working | ActivityState::LoginOnly)
+        }
         Some(wanted) => seat_holder && state == wanted,
     }
 }
@@ -136,20 +171,22 @@ fn matches(query: &UserQuery, user: &UserLicense, state: ActivityState) -> bool 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 struct SortKey(i64, String, String);
 
-fn sort_key(sort: SortField, user: &UserLicense) -> SortKey {
-    let id = user.box_user_id.as_str().to_owned();
+/// `activity`: the user's activity by the tenant's signal.
+fn sort_key(sort: SortField, activity: Activity, login: Option<&str>, name: Option<&str>, id: &BoxUserId) -> SortKey {
+    let id = id.as_str().to_owned();
+    let text = |v: Option<&str>| v.unwrap_or_default().to_lowercase();
     match sort {
         // Oldest activity first: never-active users before those without data, before dates.
         SortField::LastActivity => {
-            let n = match user.signals().strongest() {
+            let n = match activity {
                 Activity::Never => i64::MIN,
                 Activity::NoData => i64::MIN + 1,
                 Activity::Seen { at, .. } => at.timestamp_micros(),
             };
             SortKey(n, String::new(), id)
         }
-        SortField::Login => SortKey(0, user.login.clone().unwrap_or_default().to_lowercase(), id),
-        SortField::Name => SortKey(0, user.name.clone().unwrap_or_default().to_lowercase(), id),
+        SortField::Login => SortKey(0, text(login), id),
+        SortField::Name => SortKey(0, text(name), id),
     }
 }
 
@@ -184,15 +221,17 @@ fn decode_cursor(binding: &str, cursor: &str) -> Option<SortKey> {
     bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), body.h.as_bytes())).then_some(body.k)
 }
 
-/// One page of `users` for `query`, with `inactive_days` resolved (the query's or the tenant's).
+/// One page of `users` for `query`, with `inactive_days` resolved (the query's or the tenant's)
+/// and the tenant's activity `signal`.
 pub fn page(
     tenant: &TenantId,
     query: &UserQuery,
     inactive_days: u16,
+    signal: ActivitySignal,
     users: impl IntoIterator<Item = UserLicense>,
     now: DateTime<Utc>,
 ) -> Result<UserPage, QueryError> {
-    let binding = query.binding(tenant);
+    let binding = query.binding(tenant, signal);
     let after = match &query.cursor {
         None => None,
         Some(c) => Some(decode_cursor(&binding, c).ok_or_else(|| {
@@ -206,7 +245,17 @@ pub fn page(
         .into_iter()
         .filter_map(|u| {
             let state = activity_state(&u, inactive_days, now);
-            matches(query, &u, state).then(|| (sort_key(query.sort, &u), u, state))
+            matches(query, &u, state, signal, inactive_days, now).then(|| {
+                let activity = u.signals().by_signal(signal);
+                let key = sort_key(
+                    query.sort,
+                    activity,
+                    u.login.as_deref(),
+                    u.name.as_deref(),
+                    &u.box_user_id,
+                );
+                (key, u, state)
+            })
         })
         .collect();
     let order = |a: &SortKey, b: &SortKey| -> Ordering { if query.descending { b.cmp(a) } else { a.cmp(b) } };
@@ -218,43 +267,44 @@ pub fn page(
     };
     let end = start.saturating_add(query.limit as usize).min(total);
     let next_cursor = (end < total && end > start).then(|| encode_cursor(&binding, rows[end - 1].0.clone()));
-    let users = rows.drain(start..end).map(|(_, u, state)| row(u, state)).collect();
+    let users = rows
+        .drain(start..end)
+        .map(|(_, u, state)| row(u, state, signal))
+        .collect();
     Ok(UserPage {
         users,
+        activity_signal: signal,
         total,
         next_cursor,
     })
 }
 
-/// The cursor that continues after `row` (for a CSV body cut short by size).
-pub fn cursor_after(tenant: &TenantId, query: &UserQuery, row: &UserRow) -> String {
-    let user = UserLicense {
-        box_user_id: row.box_user_id.clone(),
-        login: row.login.clone(),
-        name: row.name.clone(),
-        status: row.status,
-        role: row.role,
-        kind: row.kind,
-        created_at: None,
-        owns_content: row.owns_content,
-        login_activity: match (row.last_activity_at, row.last_activity_source) {
-            (Some(at), Some(origin)) => Activity::Seen { at, origin },
-            _ if row.activity_state == ActivityState::NoData => Activity::NoData,
-            _ => Activity::Never,
-        },
-        content_activity: Activity::NoData,
-        first_seen_at: row.first_seen_at,
-        last_seen_at: row.first_seen_at,
-        removed_at: row.removed_at,
-    };
-    encode_cursor(&query.binding(tenant), sort_key(query.sort, &user))
+/// The cursor that continues after `row` of a page answered with `signal` (for a CSV body cut
+/// short by size): the same key [`page`] sorted the row by.
+pub fn cursor_after(tenant: &TenantId, query: &UserQuery, signal: ActivitySignal, row: &UserRow) -> String {
+    let key = sort_key(
+        query.sort,
+        row.sort_activity,
+        row.login.as_deref(),
+        row.name.as_deref(),
+        &row.box_user_id,
+    );
+    encode_cursor(&query.binding(tenant, signal), key)
 }
 
-fn row(u: UserLicense, state: ActivityState) -> UserRow {
-    let (at, source) = match u.signals().strongest() {
+fn parts(a: Activity) -> (Option<DateTime<Utc>>, Option<ActivityOrigin>) {
+    match a {
         Activity::Seen { at, origin } => (Some(at), Some(origin)),
         _ => (None, None),
-    };
+    }
+}
+
+fn row(u: UserLicense, state: ActivityState, signal: ActivitySignal) -> UserRow {
+    let signals = u.signals();
+    let sort_activity = signals.by_signal(signal);
+    let (at, source) = parts(sort_activity);
+    let (login_at, login_source) = parts(signals.login);
+    let (content_at, content_source) = parts(signals.content);
     UserRow {
         box_user_id: u.box_user_id,
         login: u.login,
@@ -265,9 +315,14 @@ fn row(u: UserLicense, state: ActivityState) -> UserRow {
         owns_content: u.owns_content,
         last_activity_at: at,
         last_activity_source: source,
+        last_login_at: login_at,
+        last_login_source: login_source,
+        last_content_activity_at: content_at,
+        last_content_source: content_source,
         activity_state: state,
         first_seen_at: u.first_seen_at,
         removed_at: u.removed_at,
+        sort_activity,
     }
 }
 
@@ -349,7 +404,7 @@ mod tests {
                 let mut query = query::read(&format!("sort={sort}&order={order}&limit=4"), false).unwrap();
                 let mut seen = Vec::new();
                 loop {
-                    let p = page(&tenant("a"), &query, 60, users.clone(), now).unwrap();
+                    let p = page(&tenant("a"), &query, 60, ActivitySignal::Any, users.clone(), now).unwrap();
                     seen.extend(p.users.into_iter().map(|u| u.box_user_id));
                     match p.next_cursor {
                         Some(c) => query.cursor = Some(c),
@@ -366,16 +421,163 @@ mod tests {
             &tenant("a"),
             &query::read("limit=4", false).unwrap(),
             60,
+            ActivitySignal::Any,
             users.clone(),
             now,
         )
         .unwrap();
         let cursor = first.next_cursor.unwrap();
         let other_tenant = query::read(&format!("limit=4&cursor={cursor}"), false).unwrap();
-        assert!(page(&tenant("b"), &other_tenant, 60, users.clone(), now).is_err());
+        assert!(page(&tenant("b"), &other_tenant, 60, ActivitySignal::Any, users.clone(), now).is_err());
         let other_query = query::read(&format!("sort=login&cursor={cursor}"), false).unwrap();
-        assert!(page(&tenant("a"), &other_query, 60, users.clone(), now).is_err());
+        assert!(page(&tenant("a"), &other_query, 60, ActivitySignal::Any, users.clone(), now).is_err());
         let same = query::read(&format!("limit=50&cursor={cursor}"), false).unwrap();
-        assert_eq!(page(&tenant("a"), &same, 60, users, now).unwrap().users.len(), 21);
+        assert_eq!(
+            page(&tenant("a"), &same, 60, ActivitySignal::Any, users, now)
+                .unwrap()
+                .users
+                .len(),
+            21
+        );
+    }
+
+    fn days_ago(now: DateTime<Utc>, days: i64, origin: ActivityOrigin) -> Activity {
+        Activity::Seen {
+            at: now - Duration::days(days),
+            origin,
+        }
+    }
+
+    /// A Drive-only user (content 2 days ago, login 200 days ago) and a login-only user (login 2
+    /// days ago, no content activity).
+    fn drive_and_login_only(now: DateTime<Utc>) -> Vec<UserLicense> {
+        let mut drive = user("1", "drive@x.com", days_ago(now, 200, ActivityOrigin::BoxLogin));
+        drive.content_activity = days_ago(now, 2, ActivityOrigin::BoxContent);
+        let mut login_only = user("2", "login@x.com", days_ago(now, 2, ActivityOrigin::BoxLogin));
+        login_only.content_activity = Activity::Never;
+        vec![drive, login_only]
+    }
+
+    fn ids(tenant_signal: ActivitySignal, raw: &str, users: Vec<UserLicense>, now: DateTime<Utc>) -> Vec<String> {
+        let q = query::read(raw, false).unwrap();
+        page(&tenant("a"), &q, 30, tenant_signal, users, now)
+            .unwrap()
+            .users
+            .into_iter()
+            .map(|u| u.box_user_id.as_str().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn rows_show_working_and_login_only_users_with_both_dates() {
+        let now = Utc::now();
+        let q = query::read("sort=login", false).unwrap();
+        let p = page(
+            &tenant("a"),
+            &q,
+            30,
+            ActivitySignal::Any,
+            drive_and_login_only(now),
+            now,
+        )
+        .unwrap();
+        let (drive, login) = (&p.users[0], &p.users[1]);
+        assert_eq!(drive.activity_state, ActivityState::Working);
+        assert_eq!(drive.last_login_at, Some(now - Duration::days(200)));
+        assert_eq!(drive.last_content_activity_at, Some(now - Duration::days(2)));
+        assert_eq!(drive.last_content_source, Some(ActivityOrigin::BoxContent));
+        assert_eq!(
+            drive.last_activity_at,
+            Some(now - Duration::days(2)),
+            "any: the later date"
+        );
+        assert_eq!(login.activity_state, ActivityState::LoginOnly);
+        assert_eq!(login.last_login_at, Some(now - Duration::days(2)));
+        assert_eq!(login.last_content_activity_at, None);
+        let by_login = page(
+            &tenant("a"),
+            &q,
+            30,
+            ActivitySignal::Login,
+            drive_and_login_only(now),
+            now,
+        )
+        .unwrap();
+        assert_eq!(by_login.users[0].last_activity_at, Some(now - Duration::days(200)));
+        assert_eq!(by_login.activity_signal, ActivitySignal::Login);
+    }
+
+    #[test]
+    fn the_inactive_filter_follows_the_tenants_signal() {
+        let now = Utc::now();
+        let users = drive_and_login_only(now);
+        assert!(ids(ActivitySignal::Any, "state=inactive", users.clone(), now).is_empty());
+        assert_eq!(
+            ids(ActivitySignal::Content, "state=inactive", users.clone(), now),
+            ["2"]
+        );
+        assert_eq!(ids(ActivitySignal::Login, "state=inactive", users.clone(), now), ["1"]);
+        assert_eq!(ids(ActivitySignal::Content, "state=working", users.clone(), now), ["1"]);
+        assert_eq!(
+            ids(ActivitySignal::Content, "state=login_only", users.clone(), now),
+            ["2"]
+        );
+        assert_eq!(
+            ids(ActivitySignal::Any, "state=active&sort=login", users, now),
+            ["1", "2"]
+        );
+    }
+
+    #[test]
+    fn sorting_by_last_activity_follows_the_tenants_signal() {
+        let now = Utc::now();
+        let mut users = drive_and_login_only(now);
+        users[1].login_activity = days_ago(now, 5, ActivityOrigin::BoxLogin);
+        assert_eq!(
+            ids(ActivitySignal::Any, "sort=last_activity", users.clone(), now),
+            ["2", "1"]
+        );
+        assert_eq!(
+            ids(ActivitySignal::Login, "sort=last_activity", users.clone(), now),
+            ["1", "2"]
+        );
+        assert_eq!(
+            ids(ActivitySignal::Content, "sort=last_activity", users, now),
+            ["2", "1"]
+        );
+    }
+
+    #[test]
+    fn a_cursor_is_bound_to_the_tenants_signal_and_rebuilt_from_a_row() {
+        let now = Utc::now();
+        let users: Vec<_> = (0..6)
+            .map(|i| {
+                let mut u = user(
+                    &format!("{}", 10 + i),
+                    "u@x.com",
+                    days_ago(now, 100 + i, ActivityOrigin::BoxLogin),
+                );
+                u.content_activity = if i % 3 == 0 {
+                    Activity::Never
+                } else {
+                    days_ago(now, i, ActivityOrigin::BoxContent)
+                };
+                u
+            })
+            .collect();
+        let q = query::read("limit=2", false).unwrap();
+        let first = page(&tenant("a"), &q, 30, ActivitySignal::Content, users.clone(), now).unwrap();
+        let cursor = first.next_cursor.clone().unwrap();
+        let rebuilt = cursor_after(&tenant("a"), &q, ActivitySignal::Content, &first.users[1]);
+        assert_eq!(rebuilt, cursor, "the row gives back the key the page sorted by");
+        let next = query::read(&format!("limit=2&cursor={cursor}"), false).unwrap();
+        assert!(page(&tenant("a"), &next, 30, ActivitySignal::Any, users.clone(), now).is_err());
+        assert_eq!(
+            page(&tenant("a"), &next, 30, ActivitySignal::Content, users, now)
+                .unwrap()
+                .users
+                .len(),
+            2
+        );
     }
 }

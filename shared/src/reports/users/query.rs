@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{ActivityState, MAX_CURSOR_LEN, kind_str, role_str};
 use crate::boxapi::Role;
 use crate::ids::TenantId;
-use crate::license::UserKind;
+use crate::license::{ActivitySignal, UserKind};
 
 /// Rows per JSON page at most, and by default.
 pub const MAX_JSON_LIMIT: u32 = 1_000;
@@ -172,12 +172,14 @@ impl UserQuery {
         out.finish()
     }
 
-    /// What a cursor is bound to: the tenant and every parameter that changes the list (not the
-    /// page size or the format).
-    pub(super) fn binding(&self, tenant: &TenantId) -> String {
+    /// What a cursor is bound to: the tenant, the tenant's activity `signal` (it decides what
+    /// `inactive` and the activity order mean) and every parameter that changes the list (not
+    /// the page size or the format).
+    pub(super) fn binding(&self, tenant: &TenantId, signal: ActivitySignal) -> String {
         format!(
-            "{}\0{}\0{}\0{}\0{}\0{}\0{}",
+            "{}\0{}\0{}\0{}\0{}\0{}\0{}\0{}",
             tenant.as_str(),
+            signal.as_str(),
             self.state.map_or("", ActivityState::as_str),
             self.inactive_days.map(|d| d.to_string()).unwrap_or_default(),
             self.role.map_or("", |r| role_str(Some(r))),

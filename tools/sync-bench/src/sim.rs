@@ -24,8 +24,12 @@ pub struct SimSummary {
     pub app_users: u64,
     pub external_users: u64,
     pub users_with_login: u64,
+    #[serde(default)]
+    pub users_with_content: u64,
     pub login_events: u64,
-    /// All events in the admin stream (LOGIN and the others the sync filters out).
+    #[serde(default)]
+    pub content_events: u64,
+    /// All events in the admin stream (LOGIN, content, and the others the sync filters out).
     pub events: u64,
 }
 
@@ -109,7 +113,9 @@ impl SimProcess {
                 app_users: 0,
                 external_users: 0,
                 users_with_login: 0,
+                users_with_content: 0,
                 login_events: 0,
+                content_events: 0,
                 events: 0,
             },
             log,

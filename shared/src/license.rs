@@ -327,6 +327,22 @@ impl Signals {
     }
 }
 
+/// One more user last active on `at`'s UTC day.
+fn count_day(by_day: &mut std::collections::BTreeMap<NaiveDate, u32>, at: DateTime<Utc>) {
+    *by_day.entry(at.date_naive()).or_default() += 1;
+}
+
+/// One user fewer on `at`'s UTC day; a day that reaches zero is dropped, so the map stays small.
+fn uncount_day(by_day: &mut std::collections::BTreeMap<NaiveDate, u32>, at: DateTime<Utc>) {
+    let day = at.date_naive();
+    if let Some(n) = by_day.get_mut(&day) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            by_day.remove(&day);
+        }
+    }
+}
+
 /// Counts of one signal's dates by UTC day.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayCounts {
@@ -339,7 +355,7 @@ pub struct DayCounts {
 impl DayCounts {
     fn add(&mut self, activity: &Activity) {
         match activity {
-            Activity::Seen { at, .. } => *self.by_day.entry(at.date_naive()).or_default() += 1,
+            Activity::Seen { at, .. } => count_day(&mut self.by_day, *at),
             Activity::Never => self.never += 1,
             Activity::NoData => {}
         }
@@ -347,15 +363,7 @@ impl DayCounts {
 
     fn remove(&mut self, activity: &Activity) {
         match activity {
-            Activity::Seen { at, .. } => {
-                let day = at.date_naive();
-                if let Some(n) = self.by_day.get_mut(&day) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.by_day.remove(&day);
-                    }
-                }
-            }
+            Activity::Seen { at, .. } => uncount_day(&mut self.by_day, *at),
             Activity::Never => self.never = self.never.saturating_sub(1),
             Activity::NoData => {}
         }
@@ -402,7 +410,7 @@ pub struct ActivityHistogram {
 impl ActivityHistogram {
     pub fn add(&mut self, signals: &Signals) {
         match signals.strongest() {
-            Activity::Seen { at, .. } => *self.by_day.entry(at.date_naive()).or_default() += 1,
+            Activity::Seen { at, .. } => count_day(&mut self.by_day, at),
             Activity::Never => self.never += 1,
             Activity::NoData => self.no_data += 1,
         }
@@ -412,15 +420,7 @@ impl ActivityHistogram {
 
     pub fn remove(&mut self, signals: &Signals) {
         match signals.strongest() {
-            Activity::Seen { at, .. } => {
-                let day = at.date_naive();
-                if let Some(n) = self.by_day.get_mut(&day) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.by_day.remove(&day);
-                    }
-                }
-            }
+            Activity::Seen { at, .. } => uncount_day(&mut self.by_day, at),
             Activity::Never => self.never = self.never.saturating_sub(1),
             Activity::NoData => self.no_data = self.no_data.saturating_sub(1),
         }

@@ -121,3 +121,22 @@ async fn concurrent_summary_adjustments_are_not_lost() {
     );
     summary_matches_users(&f).await;
 }
+
+/// A burst of writers on the one summary item (a bulk change of 500 users adjusts it once per
+/// user): every adjustment lands, however many writers race and however slow the table is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_48_concurrent_summary_adjustments_loses_none() {
+    let f = Actions::new().await;
+    let table = Arc::new(f.aws.table());
+    let before = f.summary().await;
+    let writers = (0..48).map(|_| {
+        let (table, tenant) = (table.clone(), f.tenant.clone());
+        tokio::spawn(async move {
+            seatsync::sync::update_summary(table.as_ref(), &tenant, |s| s.deactivated += 1).await
+        })
+    });
+    for written in futures::future::join_all(writers).await {
+        assert!(written.unwrap().unwrap(), "the summary exists");
+    }
+    assert_eq!(f.summary().await.deactivated, before.deactivated + 48);
+}

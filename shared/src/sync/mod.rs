@@ -25,7 +25,7 @@ pub use activity::{Observed, ObservedMap};
 pub use engine::{SyncError, SyncOptions, SyncPlan, Syncer};
 pub use memory::MemoryStore;
 pub use service::{SqsQueue, SyncMessage, SyncQueue, SyncService, TenantOutcome};
-pub use store::LicenseStore;
+pub use store::{LicenseStore, update_summary};
 
 /// The name of a tenant's sync lease (`LEASE#sync`): held by a running sync, and by a connect that
 /// clears another enterprise's state.

@@ -82,12 +82,13 @@ pub trait LicenseStore: Send + Sync {
 
 /// Attempts of one versioned read-modify-write before giving up (each conflict means another
 /// writer's change landed, so this many in a row is a storm, not a race).
-pub const VERSIONED_ATTEMPTS: usize = 16;
+pub const VERSIONED_ATTEMPTS: usize = 40;
 
-/// A short random pause after a version conflict, growing with the attempt, so that writers
-/// racing for one item (the summary under a burst of changes) do not collide again in lockstep.
+/// A random pause after a version conflict ("full jitter"), its ceiling doubling with the attempt
+/// up to 400 ms, so that writers racing for one item (the summary under a burst of changes) spread
+/// out instead of colliding again in lockstep. Forty attempts take about 6 s in the worst case.
 async fn after_conflict(attempt: usize) {
-    let ceiling = 20 * (attempt as u64 + 1).min(10);
+    let ceiling = (10u64 << attempt.min(6)).min(400);
     let wait = rand::random_range(1..=ceiling);
     tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
 }

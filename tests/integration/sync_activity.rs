@@ -189,7 +189,7 @@ async fn newest_first_a_run_cut_at_every_phase_resumes_to_the_same_state_and_kee
         .unwrap();
 
     tb.sim.set_faults(Faults {
-        latency: Duration::from_millis(30),
+        latency: Duration::from_millis(50),
         ..Faults::default()
     });
     let short = SyncOptions {
@@ -203,7 +203,7 @@ async fn newest_first_a_run_cut_at_every_phase_resumes_to_the_same_state_and_kee
     // Bounded: a run gives up after 48 invocations, and each one makes progress.
     for _ in 0..48 {
         let invocation = SyncPlan {
-            deadline: Some(tokio::time::Instant::now() + Duration::from_millis(700)),
+            deadline: Some(tokio::time::Instant::now() + Duration::from_millis(1_500)),
             ..plan(SyncKind::Full)
         };
         let run = cut_syncer.sync(&invocation).await.unwrap();
@@ -253,5 +253,11 @@ async fn newest_first_a_run_cut_at_every_phase_resumes_to_the_same_state_and_kee
     );
     let reference = clean.get_summary(&tenant()).await.unwrap().unwrap();
     assert_eq!(reference.histogram, end.histogram);
-    assert_eq!(reference.history_since, end.history_since);
+    // Each run reads back from its own start, so the cut run's window starts as much later as
+    // the cut run itself started later.
+    let (reference_since, end_since) = (reference.history_since.unwrap(), end.history_since.unwrap());
+    assert!(
+        end_since >= reference_since && end_since - reference_since <= Utc::now() - now,
+        "{reference_since} .. {end_since}"
+    );
 }

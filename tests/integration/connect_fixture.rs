@@ -55,6 +55,7 @@ impl Connect {
     /// same secrets, same Box app.
     pub async fn another_enterprise(&self, sim: SimConfig) -> Self {
         let aws = TestAws {
+            endpoint: self.aws.endpoint.clone(),
             sdk: self.aws.sdk.clone(),
             dynamo: self.aws.dynamo.clone(),
             secrets: self.aws.secrets.clone(),

@@ -7,6 +7,8 @@ use seatsync::storage::{SecretStore, Table, aws_config_loader};
 
 /// Clients and resource names for one test.
 pub struct TestAws {
+    /// The local endpoint this test's resources live on.
+    pub endpoint: String,
     pub sdk: aws_config::SdkConfig,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
@@ -15,9 +17,10 @@ pub struct TestAws {
 }
 
 impl TestAws {
-    /// Connects to the local endpoint in `AWS_ENDPOINT_URL` and creates this test's table.
+    /// Connects to a local endpoint (one of `SEATSYNC_TEST_AWS_ENDPOINTS`, else `AWS_ENDPOINT_URL`)
+    /// and creates this test's table.
     ///
-    /// Panics (the test's setup failed) if the variable is missing or not a loopback URL.
+    /// Panics (the test's setup failed) if no endpoint is set or one is not a loopback URL.
     pub async fn new() -> Self {
         crate::logs::capture_to_suite_log();
         let endpoint = local_endpoint();
@@ -28,7 +31,7 @@ impl TestAws {
         // Explicit static credentials and region: nothing is read from a profile or the EC2 metadata
         // service, and real credentials in the developer's environment are never used.
         let sdk = aws_config_loader()
-            .endpoint_url(endpoint)
+            .endpoint_url(&endpoint)
             .region(aws_config::Region::new(region))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
                 "test",
@@ -48,6 +51,7 @@ impl TestAws {
             .await
             .unwrap_or_else(|e| panic!("creating test table {table_name} on the local AWS endpoint: {e:#}"));
         Self {
+            endpoint,
             sdk,
             dynamo,
             secrets,
@@ -67,16 +71,28 @@ impl TestAws {
     }
 }
 
-/// `AWS_ENDPOINT_URL`, required to be a loopback http(s) URL.
+/// The local endpoint for one test's resources, required to be a loopback http(s) URL. With
+/// several servers (`SEATSYNC_TEST_AWS_ENDPOINTS`, space-separated; `scripts/test` starts one per
+/// core, since moto serves on one), each new set of resources goes to a random one of them.
 fn local_endpoint() -> String {
-    let Some(raw) = std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.trim().is_empty()) else {
-        panic!(
-            "AWS_ENDPOINT_URL is not set: these tests need the local AWS endpoint (moto). \
-             Run them with `scripts/test`, or first `eval \"$(scripts/local-aws start)\"`."
-        );
+    let several: Vec<String> = std::env::var("SEATSYNC_TEST_AWS_ENDPOINTS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let raw = if several.is_empty() {
+        let Some(raw) = std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.trim().is_empty()) else {
+            panic!(
+                "AWS_ENDPOINT_URL is not set: these tests need the local AWS endpoint (moto). \
+                 Run them with `scripts/test`, or first `eval \"$(scripts/local-aws start)\"`."
+            );
+        };
+        raw
+    } else {
+        several[usize::from(uuid::Uuid::new_v4().as_bytes()[0]) % several.len()].clone()
     };
     check_loopback(&raw).unwrap_or_else(|reason| {
-        panic!("AWS_ENDPOINT_URL={raw} {reason}; tests only talk to a local endpoint (scripts/local-aws start)")
+        panic!("local AWS endpoint {raw} {reason}; tests only talk to a local endpoint (scripts/local-aws start)")
     });
     raw
 }

@@ -241,7 +241,6 @@ pub async fn start_function_on_aws(
 ) -> RunningFunction {
     let api = FakeRuntimeApi::start().await;
     let started = Instant::now();
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the local AWS endpoint");
     let child = tokio::process::Command::new(binary)
         .envs(lambda_env(&api, name))
         .envs(BASE_ENV)
@@ -249,7 +248,7 @@ pub async fn start_function_on_aws(
         .envs([
             ("TABLE_NAME", aws.table_name.as_str()),
             ("SECRET_PREFIX", aws.secret_prefix.as_str()),
-            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_ENDPOINT_URL", aws.endpoint.as_str()),
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -130,7 +130,7 @@ async fn an_unchanged_resync_writes_at_most_3_items() {
 
 #[tokio::test]
 async fn injected_429s_and_5xx_end_in_exactly_the_clean_state() {
-    let (clean_aws, faulty_aws, tb) = tokio::join!(TestAws::new(), TestAws::new(), TestBox::start(enterprise(1_500)));
+    let (clean_aws, faulty_aws, tb) = tokio::join!(TestAws::new(), TestAws::new(), TestBox::start(enterprise(600)));
     let clean: Arc<dyn LicenseStore> = Arc::new(clean_aws.table());
     let faulty: Arc<dyn LicenseStore> = Arc::new(faulty_aws.table());
     syncer(&tb, clean.clone(), options())

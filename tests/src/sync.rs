@@ -14,11 +14,15 @@ use secrecy::SecretString;
 
 use crate::boxsim::{TestBox, sim_config};
 
-/// The acceptance enterprise: 10% never logged in, 2% admins, 3% app users, 180 days of logins.
+/// The acceptance enterprise: 10% never logged in, 2% admins, 3% app users, 180 days of logins,
+/// drive-only and login-only users. Content events are 20 per user rather than the simulator's
+/// realistic ten per login: the tests need every kind of user, not millions of pages read by a debug
+/// build (the benchmark reads the realistic volume).
 pub fn enterprise(users: usize) -> SimConfig {
     SimConfig {
         enterprise: EnterpriseSpec {
             users,
+            total_content_events: Some(users as u64 * 20),
             history_days: 180,
             never_logged_in: 0.10,
             admins: 0.02,

@@ -131,9 +131,9 @@ async fn a_burst_of_48_concurrent_summary_adjustments_loses_none() {
     let before = f.summary().await;
     let writers = (0..48).map(|_| {
         let (table, tenant) = (table.clone(), f.tenant.clone());
-        tokio::spawn(async move {
-            seatsync::sync::update_summary(table.as_ref(), &tenant, |s| s.deactivated += 1).await
-        })
+        tokio::spawn(
+            async move { seatsync::sync::update_summary(table.as_ref(), &tenant, |s| s.deactivated += 1).await },
+        )
     });
     for written in futures::future::join_all(writers).await {
         assert!(written.unwrap().unwrap(), "the summary exists");

@@ -239,3 +239,43 @@ async fn the_license_actions_api_is_limited_too() {
     second.problem(429);
     assert_eq!(second.header("retry-after"), Some("30"));
 }
+
+/// Every route behind the JWT (all but the OAuth callback) documents the 429 with `Retry-After`.
+#[test]
+fn every_limited_route_documents_429_with_retry_after() {
+    use seatsync::api::RouteTable as _;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/seatsync.yaml");
+    let spec: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let resolve = |value: &serde_yaml::Value| -> serde_yaml::Value {
+        match value["$ref"].as_str() {
+            Some(reference) => {
+                let name = reference.rsplit('/').next().unwrap();
+                spec["components"]["responses"][name].clone()
+            }
+            None => value.clone(),
+        }
+    };
+    let routes = seatsync::connect::ROUTES
+        .iter()
+        .map(|r| r.method_and_path())
+        .chain(seatsync::actions::ROUTES.iter().map(|r| r.method_and_path()))
+        .chain(seatsync::reports::ROUTES.iter().map(|r| r.method_and_path()));
+    let mut checked = 0;
+    for (method, route) in routes {
+        if route == "/oauth/box/callback" {
+            continue;
+        }
+        let operation = &spec["paths"][route][method.to_ascii_lowercase()];
+        let answer = resolve(&operation["responses"]["429"]);
+        assert!(
+            answer["headers"]["Retry-After"].is_mapping(),
+            "{method} {route} must document 429 with Retry-After"
+        );
+        assert!(
+            answer["content"]["application/problem+json"].is_mapping(),
+            "{method} {route}: the 429 is problem+json"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 14, "{checked}");
+}

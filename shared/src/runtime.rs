@@ -2,6 +2,8 @@
 //! environment (failing fast, naming the variable), and its clients.
 
 use crate::boxapi::{BoxClient, BoxEndpoints, ClientOptions, RetryPolicy};
+use std::num::NonZeroU32;
+
 use crate::config::{ConfigError, Env, or_default, required};
 use crate::storage::{SecretStore, Table, load_aws_config};
 
@@ -22,6 +24,30 @@ impl CommonConfig {
             table_name: required(env, "TABLE_NAME")?,
             secret_prefix: or_default(env, "SECRET_PREFIX", crate::storage::secrets::DEFAULT_PREFIX),
             box_endpoints: BoxEndpoints::from_env(env)?,
+        })
+    }
+}
+
+/// Configuration of every HTTP function's edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// `TENANT_REQUESTS_PER_MINUTE` (default 600, at least 1): requests each tenant may make per
+    /// minute to one HTTP function ([`crate::api::TenantLimit`]).
+    pub tenant_requests_per_minute: NonZeroU32,
+}
+
+impl ApiLimits {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        const NAME: &str = "TENANT_REQUESTS_PER_MINUTE";
+        let tenant_requests_per_minute = match env.get(NAME) {
+            None => NonZeroU32::new(crate::api::DEFAULT_REQUESTS_PER_MINUTE).expect("the default is not zero"),
+            Some(raw) => raw.trim().parse().map_err(|_| ConfigError::Invalid {
+                name: NAME,
+                reason: format!("`{}` is not a whole number from 1 to {}", raw.trim(), u32::MAX),
+            })?,
+        };
+        Ok(Self {
+            tenant_requests_per_minute,
         })
     }
 }
@@ -74,5 +100,18 @@ mod tests {
         let config = CommonConfig::from_env(&env).unwrap();
         assert_eq!(config.secret_prefix, "seatsync/");
         assert_eq!(config.box_endpoints.api_base.as_str(), "https://api.box.com/");
+    }
+
+    #[test]
+    fn the_tenant_request_limit_defaults_to_600_and_refuses_zero_naming_the_variable() {
+        let limit = |env: HashMap<&str, &str>| ApiLimits::from_env(&env).map(|l| l.tenant_requests_per_minute.get());
+        assert_eq!(limit(HashMap::new()).unwrap(), 600);
+        assert_eq!(limit([("TENANT_REQUESTS_PER_MINUTE", " 25 ")].into()).unwrap(), 25);
+        for bad in ["0", "-3", "many", "1.5", "99999999999"] {
+            let err = limit([("TENANT_REQUESTS_PER_MINUTE", bad)].into())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("TENANT_REQUESTS_PER_MINUTE"), "{bad}: {err}");
+        }
     }
 }

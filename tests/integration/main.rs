@@ -7,6 +7,7 @@ mod actions_idempotency;
 mod actions_lost_updates;
 mod actions_safety;
 mod actions_single;
+mod api_rate_limit;
 mod box_client_errors;
 mod box_events_stream;
 mod box_oauth;

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use lambda_http::{Error, run};
 use seatsync::actions::{ActionsConfig, ActionsService, router};
+use seatsync::api::{TenantClaim, TenantLimit};
 use seatsync::boxapi::RetryPolicy;
 use seatsync::config::ProcessEnv;
 use seatsync::connection::AppConfig;
-use seatsync::runtime::{Clients, CommonConfig};
+use seatsync::runtime::{ApiLimits, Clients, CommonConfig};
 use seatsync::tokens::{TokenProvider, TokenProviderOptions};
 
 #[tokio::main]
@@ -17,6 +18,7 @@ async fn main() -> Result<(), Error> {
     seatsync::telemetry::init();
     let config = CommonConfig::from_env(&ProcessEnv)?;
     let actions = ActionsConfig::from_env(&ProcessEnv)?;
+    let limits = ApiLimits::from_env(&ProcessEnv)?;
     // API Gateway gives up after 29 s: Box calls retry within that.
     let clients = Clients::build(&config, RetryPolicy::interactive()).await?;
     let app = AppConfig::load(&clients.secrets, &actions.app_secret_id).await?;
@@ -27,6 +29,12 @@ async fn main() -> Result<(), Error> {
         app.box_app,
         TokenProviderOptions::default(),
     );
+    // Fairness between tenants: every request of a verified tenant is counted (shared across instances).
+    let limit = TenantLimit::per_minute(
+        clients.table.clone(),
+        TenantClaim(actions.tenant_claim.as_str().into()),
+        limits.tenant_requests_per_minute,
+    );
     let service = ActionsService::new(
         actions,
         clients.table.clone(),
@@ -36,5 +44,5 @@ async fn main() -> Result<(), Error> {
     // Each request's deadline comes from its Lambda context (request extensions); the service
     // budgets every Box call against it (`ActionTimings`).
     tracing::info!(table = %config.table_name, "deactivate ready");
-    run(router(Arc::new(service))).await
+    run(limit.apply(router(Arc::new(service)))).await
 }

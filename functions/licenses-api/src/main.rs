@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use lambda_http::{Error, run};
+use seatsync::api::{TenantClaim, TenantLimit};
 use seatsync::boxapi::RetryPolicy;
 use seatsync::config::ProcessEnv;
 use seatsync::reports::{ReportsConfig, ReportsService, router};
-use seatsync::runtime::{Clients, CommonConfig};
+use seatsync::runtime::{ApiLimits, Clients, CommonConfig};
 use seatsync::sync::SqsQueue;
 
 #[tokio::main]
@@ -15,12 +16,19 @@ async fn main() -> Result<(), Error> {
     seatsync::telemetry::init();
     let common = CommonConfig::from_env(&ProcessEnv)?;
     let config = ReportsConfig::from_env(&ProcessEnv)?;
+    let limits = ApiLimits::from_env(&ProcessEnv)?;
     let clients = Clients::build(&common, RetryPolicy::interactive()).await?;
     let queue = SqsQueue {
         client: aws_sdk_sqs::Client::new(&clients.sdk),
         url: config.sync_queue_url.clone(),
     };
+    // Fairness between tenants: every request of a verified tenant is counted (shared across instances).
+    let limit = TenantLimit::per_minute(
+        clients.table.clone(),
+        TenantClaim(config.tenant_claim.as_str().into()),
+        limits.tenant_requests_per_minute,
+    );
     let service = ReportsService::new(config, clients.table.clone(), clients.secrets.clone(), Arc::new(queue));
     tracing::info!(table = %common.table_name, "licenses-api ready");
-    run(router(Arc::new(service))).await
+    run(limit.apply(router(Arc::new(service)))).await
 }

@@ -2,7 +2,7 @@
 //! its one status→title table ([`ApiError::problem`]), and [`problem_response`].
 
 use axum::response::{IntoResponse, Response};
-use http::{StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 
 use super::BODY_LIMIT;
 use crate::problem::Problem;
@@ -26,6 +26,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("unprocessable: {detail}")]
     Unprocessable { detail: String, field: Option<String> },
+    /// The caller's tenant has used up its requests of the current window ([`super::TenantLimit`]);
+    /// answered with `Retry-After: <retry_after_seconds>`.
+    #[error("too many requests: {detail}")]
+    TooManyRequests { detail: String, retry_after_seconds: u64 },
     /// An upstream (Box) failed; the request changed nothing.
     #[error("bad gateway: {0}")]
     BadGateway(String),
@@ -68,6 +72,9 @@ impl ApiError {
             }
             Self::UnsupportedMediaType(detail) => Problem::of_status(415, detail.clone()),
             Self::Unprocessable { detail, field } => with_field(Problem::of_status(422, detail.clone()), field),
+            Self::TooManyRequests { detail, .. } => {
+                Problem::of_status(429, detail.clone()).with_type("tenant-request-limit")
+            }
             Self::BadGateway(detail) => Problem::of_status(502, detail.clone()).with_type("box-unavailable"),
             Self::Unexpected(_) => Problem::of_status(
                 500,
@@ -84,7 +91,16 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(status = self.problem().status, "request refused");
         }
-        problem_response(&self.problem())
+        let mut response = problem_response(&self.problem());
+        if let Self::TooManyRequests {
+            retry_after_seconds, ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        }
+        response
     }
 }
 
@@ -109,6 +125,22 @@ mod tests {
         assert_eq!(body["detail"], "`reason` is required");
         assert_eq!(body["field"], "reason");
         assert_eq!(body["status"], 400);
+    }
+
+    #[tokio::test]
+    async fn too_many_requests_is_429_problem_json_with_retry_after() {
+        let response = ApiError::TooManyRequests {
+            detail: "try again in 17 seconds".into(),
+            retry_after_seconds: 17,
+        }
+        .into_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], crate::problem::CONTENT_TYPE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "17");
+        let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["status"], 429);
+        assert_eq!(body["detail"], "try again in 17 seconds");
     }
 
     #[test]

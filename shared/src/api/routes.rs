@@ -70,7 +70,7 @@ where
 }
 
 /// Marks an answer as never to be stored by a browser or a proxy.
-async fn no_store(mut response: Response) -> Response {
+pub(super) async fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -20,6 +20,7 @@
 //! | `TENANT#<t>`           | `LEASE#<name>`                  | a short lease (e.g. the token refresh)    |
 //! | `TENANT#<t>`           | `REFRESH_CLAIM#<fingerprint>`   | who may spend one refresh token (expires) |
 //! | `TENANT#<t>`           | `ACTIONS#<yyyy-mm-dd>`          | license changes that UTC day (3 days)     |
+//! | `TENANT#<t>`           | `RATE#<window start epoch s>`   | API requests in one window (few windows)  |
 //! | `OAUTH_STATE#<hash>`   | `OAUTH_STATE`                   | a pending OAuth `state` (expires, 10 min) |
 //!
 //! GSI `gsi1` (`gsi1pk`, `gsi1sk`) lists connections by status: `gsi1pk = CONNECTIONS#<status>`,
@@ -93,6 +94,13 @@ pub fn refresh_claim_sk(fingerprint: &str) -> String {
 /// item holds `count` and expires a few days after its day.
 pub fn actions_counter_sk(day: chrono::NaiveDate) -> String {
     format!("ACTIONS#{}", day.format("%Y-%m-%d"))
+}
+
+/// Sort key of a tenant's API request counter for the fixed window that starts at
+/// `window_start` (epoch seconds, `RATE#1795824000`): the item holds `count` and expires a few
+/// windows later.
+pub fn rate_window_sk(window_start: i64) -> String {
+    format!("RATE#{window_start}")
 }
 
 /// Sort key of a named lease.

@@ -6,6 +6,7 @@ pub mod aws;
 pub mod dynamo;
 pub mod queue;
 pub mod schema;
+pub mod user_index;
 pub mod secrets;
 
 pub use aws::{aws_config_loader, load_aws_config};

@@ -27,6 +27,33 @@
 //! `gsi1sk = <tenant id>`, which is how the scheduled sync finds every connected tenant.
 //! The attribute [`TTL_ATTRIBUTE`] holds an epoch-seconds expiry; DynamoDB deletes such items
 //! within about two days, so readers also filter expired items themselves.
+//!
+//! ## User indexes (issue 12)
+//!
+//! Every user item (`USER#<id>`) also carries index attributes, computed from the user by one pure
+//! function ([`crate::storage::user_index::user_index`]) on both user write paths, so they cannot drift:
+//!
+//! | GSI                     | partition `upk`                 | sort key      | sort key value                          |
+//! |-------------------------|---------------------------------|---------------|-----------------------------------------|
+//! | `users_by_any`          | `USERS#<t>#<segment>`           | `k_any`       | activity key of the strongest signal    |
+//! | `users_by_login_at`     | `USERS#<t>#<segment>`           | `k_login`     | activity key of the last login          |
+//! | `users_by_content_at`   | `USERS#<t>#<segment>`           | `k_content`   | activity key of the last content use    |
+//! | `users_by_loginname`    | `USERS#<t>#<segment>`           | `k_loginname` | `lowercase(login) SEP id`               |
+//! | `users_by_name`         | `USERS#<t>#<segment>`           | `k_name`      | `lowercase(name) SEP id`                |
+//!
+//! Segments: `seat` (holds a seat, not deactivated), `deactivated` (holds a seat, deactivated),
+//! `removed` (gone from Box), `other` (app and external users). Activity key: `0 SEP id` never,
+//! `1 SEP id` no data, `2<UTC %Y-%m-%dT%H:%M:%S%.6fZ> SEP id` seen; `SEP` is `\u{1}`, below every
+//! printable character, so ascending key order is the in-memory sort order (value, then id).
+//!
+//! Why: the GSIs are sparse (only user items carry `upk`) and keyed per tenant and segment, so a
+//! list page reads only its own users, and the sort key *is* the list's order. Time-dependent
+//! states are key ranges against a cutoff, never stored state: inactive 90 days by signal S is
+//! `upk = USERS#<t>#seat` with `k_S` in `["0", "0" SEP max)` (never), then `["2", "2" <cutoff>)`;
+//! never is `begins_with "0"`; deactivated is `upk = USERS#<t>#deactivated`; search is
+//! `begins_with(lowercase prefix)` on `k_loginname` / `k_name`. An unchanged re-sync writes no
+//! item, so no index entry; a changed user rewrites only its own item, and DynamoDB moves its
+//! index entries (between segments and ranges) itself.
 
 use crate::ids::TenantId;
 
@@ -49,6 +76,107 @@ pub const VERSION_ATTRIBUTE: &str = "version";
 pub const TABLE_KEY_SCHEMA: [(&str, &str); 2] = [(PK, "HASH"), (SK, "RANGE")];
 /// The GSI's key schema as `(attribute, key type)`.
 pub const GSI1_KEY_SCHEMA: [(&str, &str); 2] = [(GSI1_PK, "HASH"), (GSI1_SK, "RANGE")];
+
+/// Partition key of every user GSI: `USERS#<tenant id>#<segment>` ([`users_upk`]).
+pub const USERS_UPK: &str = "upk";
+/// Sort key of [`USERS_BY_ANY`]: activity key of the strongest signal.
+pub const K_ANY: &str = "k_any";
+/// Sort key of [`USERS_BY_LOGIN_AT`]: activity key of the last login.
+pub const K_LOGIN: &str = "k_login";
+/// Sort key of [`USERS_BY_CONTENT_AT`]: activity key of the last content activity.
+pub const K_CONTENT: &str = "k_content";
+/// Sort key of [`USERS_BY_LOGINNAME`]: lowercase login, [`USER_INDEX_SEP`], id.
+pub const K_LOGINNAME: &str = "k_loginname";
+/// Sort key of [`USERS_BY_NAME`]: lowercase name, [`USER_INDEX_SEP`], id.
+pub const K_NAME: &str = "k_name";
+/// Users by their strongest activity (the later of login and content), oldest first.
+pub const USERS_BY_ANY: &str = "users_by_any";
+/// Users by their last login, oldest first.
+pub const USERS_BY_LOGIN_AT: &str = "users_by_login_at";
+/// Users by their last content activity (the login where unknown), oldest first.
+pub const USERS_BY_CONTENT_AT: &str = "users_by_content_at";
+/// Users by lowercase login.
+pub const USERS_BY_LOGINNAME: &str = "users_by_loginname";
+/// Users by lowercase name.
+pub const USERS_BY_NAME: &str = "users_by_name";
+/// Every user GSI as `(index name, sort key attribute)`; each is keyed by [`USERS_UPK`] and projects all.
+pub const USER_INDEXES: [(&str, &str); 5] = [
+    (USERS_BY_ANY, K_ANY),
+    (USERS_BY_LOGIN_AT, K_LOGIN),
+    (USERS_BY_CONTENT_AT, K_CONTENT),
+    (USERS_BY_LOGINNAME, K_LOGINNAME),
+    (USERS_BY_NAME, K_NAME),
+];
+/// Every attribute the user indexes add to a user item (the adapter's, never the record's).
+pub const USER_INDEX_ATTRIBUTES: [&str; 6] = [USERS_UPK, K_ANY, K_LOGIN, K_CONTENT, K_LOGINNAME, K_NAME];
+/// Separates a sort key's value from the user id: below every printable character, so `ann` sorts
+/// before `ann lee` exactly as the tuple `(value, id)` does.
+pub const USER_INDEX_SEP: &str = "\u{1}";
+/// Activity key prefix of a user never active in the history read.
+pub const ACTIVITY_NEVER: &str = "0";
+/// Activity key prefix of a user the source has no data for.
+pub const ACTIVITY_NO_DATA: &str = "1";
+/// Activity key prefix of a user last active at a date (the date follows).
+pub const ACTIVITY_SEEN: &str = "2";
+/// Format of the date in an activity key: UTC, fixed width, so string order is time order.
+pub const ACTIVITY_AT_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+/// Which users a user-index partition holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserSegment {
+    /// Holds a seat and is not deactivated.
+    Seat,
+    /// Holds a seat and is deactivated.
+    Deactivated,
+    /// No longer listed by Box.
+    Removed,
+    /// App users and external users (no seat).
+    Other,
+}
+
+impl UserSegment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserSegment::Seat => "seat",
+            UserSegment::Deactivated => "deactivated",
+            UserSegment::Removed => "removed",
+            UserSegment::Other => "other",
+        }
+    }
+}
+
+/// Partition key of a user-index partition: `USERS#<tenant id>#<segment>`.
+pub fn users_upk(tenant: &TenantId, segment: UserSegment) -> String {
+    format!("USERS#{}#{}", tenant.as_str(), segment.as_str())
+}
+
+/// An activity key: `0 SEP id`, `1 SEP id` or `2<at> SEP id`.
+pub fn activity_key(activity: &crate::license::Activity, box_user_id: &str) -> String {
+    use crate::license::Activity;
+    match activity {
+        Activity::Never => format!("{ACTIVITY_NEVER}{USER_INDEX_SEP}{box_user_id}"),
+        Activity::NoData => format!("{ACTIVITY_NO_DATA}{USER_INDEX_SEP}{box_user_id}"),
+        Activity::Seen { at, .. } => format!("{}{USER_INDEX_SEP}{box_user_id}", activity_seen_prefix(*at)),
+    }
+}
+
+/// The prefix of the activity keys of users last active at `at`; users last active before `at` sort
+/// below it, so "before the cutoff" is `BETWEEN "2" AND activity_seen_prefix(cutoff)` (exclusive
+/// of the cutoff itself, whose keys sort above its prefix).
+pub fn activity_seen_prefix(at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{ACTIVITY_SEEN}{}", at.format(ACTIVITY_AT_FORMAT))
+}
+
+/// A text sort key: the text without control characters, lowercased, then `SEP id`.
+pub fn text_key(text: Option<&str>, box_user_id: &str) -> String {
+    format!("{}{USER_INDEX_SEP}{box_user_id}", text_key_prefix(text.unwrap_or_default()))
+}
+
+/// How a text is written into a text sort key (and so how a search prefix must be written).
+pub fn text_key_prefix(text: &str) -> String {
+    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    clean.to_lowercase()
+}
 
 /// The partition key of everything a tenant owns.
 pub fn tenant_pk(tenant: &TenantId) -> String {

@@ -13,6 +13,7 @@ use crate::storage::schema::{
     SK_SUMMARY, SK_SYNC_CHECKPOINT, SK_SYNC_LISTED_PREFIX, SK_SYNC_PREFIX, SK_SYNC_SCRATCH_PREFIX, SK_USER_PREFIX,
     TTL_ATTRIBUTE, tenant_pk, user_sk,
 };
+use crate::storage::user_index::user_index;
 use crate::storage::{Key, StoreError, Table, VersionedItem, VersionedOutcome};
 
 use super::activity::{Observed, ObservedMap};
@@ -250,11 +251,23 @@ impl LicenseStore for Table {
 
     async fn put_users(&self, tenant: &TenantId, users: &[UserLicense]) -> Result<usize, StoreError> {
         let pk = tenant_pk(tenant);
-        let items: Vec<(Key, &UserLicense)> = users
+        // Every user item carries its index keys (one pure function, as put_user_versioned does).
+        let indexes: Vec<_> = users.iter().map(|u| user_index(tenant, u)).collect();
+        let items: Vec<(Key, &UserLicense, Vec<(&'static str, &str)>)> = users
             .iter()
-            .map(|u| (Key::new(&pk, user_sk(u.box_user_id.as_str())), u))
+            .zip(&indexes)
+            .map(|(u, index)| {
+                (
+                    Key::new(&pk, user_sk(u.box_user_id.as_str())),
+                    u,
+                    index.attributes().to_vec(),
+                )
+            })
             .collect();
-        Ok(self.batch_put_stamped(&items, Some(write_stamp())).await?.items_written)
+        Ok(self
+            .batch_put_stamped_indexed(&items, Some(write_stamp()))
+            .await?
+            .items_written)
     }
 
     async fn get_summary(&self, tenant: &TenantId) -> Result<Option<LicenseSummary>, StoreError> {
@@ -283,8 +296,15 @@ impl LicenseStore for Table {
         user: &UserLicense,
         expected: Option<u64>,
     ) -> Result<VersionedOutcome, StoreError> {
-        self.put_versioned(&tenant_pk(tenant), &user_sk(user.box_user_id.as_str()), user, expected)
-            .await
+        let index = user_index(tenant, user);
+        self.put_versioned_with(
+            &tenant_pk(tenant),
+            &user_sk(user.box_user_id.as_str()),
+            user,
+            &index.attributes(),
+            expected,
+        )
+        .await
     }
 
     async fn get_summary_versioned(

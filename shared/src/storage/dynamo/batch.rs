@@ -10,7 +10,7 @@ use anyhow::{Context as _, anyhow};
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use serde::Serialize;
 
-use super::codec::{encode, key_item, number, string};
+use super::codec::{Item, encode, encode_with, key_item, number, string};
 use super::{Key, StoreError, Table, sdk_error};
 use crate::retry::{Attempt, Effect, Retrier, RetryPolicy};
 use crate::storage::schema::{PK, SK, VERSION_ATTRIBUTE};
@@ -58,12 +58,36 @@ impl Table {
         version: Option<u64>,
     ) -> Result<BatchStats, StoreError> {
         ensure_unique(items.iter().map(|(key, _)| key))?;
+        let encoded = items
+            .iter()
+            .map(|(key, item)| encode(key, item))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_put_items(encoded, version).await
+    }
+
+    /// [`Table::batch_put_stamped`] with adapter-managed index attributes beside each item (the
+    /// user-index keys; see [`codec::encode_with`](super::codec)).
+    #[tracing::instrument(skip(self, items), fields(table = %self.name, count = items.len()))]
+    pub async fn batch_put_stamped_indexed<T: Serialize>(
+        &self,
+        items: &[(Key, T, Vec<(&'static str, &str)>)],
+        version: Option<u64>,
+    ) -> Result<BatchStats, StoreError> {
+        ensure_unique(items.iter().map(|(key, _, _)| key))?;
+        let encoded = items
+            .iter()
+            .map(|(key, item, extra)| encode_with(key, item, extra))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_put_items(encoded, version).await
+    }
+
+    async fn batch_put_items(&self, items: Vec<Item>, version: Option<u64>) -> Result<BatchStats, StoreError> {
         let mut stats = BatchStats::default();
         for chunk in items.chunks(BATCH_WRITE_MAX) {
             let requests = chunk
                 .iter()
-                .map(|(key, item)| {
-                    let mut item = encode(key, item)?;
+                .map(|item| {
+                    let mut item = item.clone();
                     if let Some(version) = version {
                         item.insert(VERSION_ATTRIBUTE.to_owned(), number(version));
                     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Gsi1Key, Indexed, Key, StoreError};
-use crate::storage::schema::{GSI1_PK, GSI1_SK, PK, SK, TTL_ATTRIBUTE, VERSION_ATTRIBUTE};
+use crate::storage::schema::{GSI1_PK, GSI1_SK, PK, SK, TTL_ATTRIBUTE, USER_INDEX_ATTRIBUTES, VERSION_ATTRIBUTE};
 
 /// A raw DynamoDB item.
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -34,12 +34,29 @@ pub(super) fn key_item(key: &Key) -> Item {
 /// The caller's attributes plus the key; the attributes the adapter manages may not come from the caller.
 pub(super) fn encode<T: Serialize>(key: &Key, value: &T) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::aws_sdk_dynamodb_1::to_item(value).context("encoding an item")?;
-    for reserved in [PK, SK, VERSION_ATTRIBUTE] {
+    for reserved in [PK, SK, VERSION_ATTRIBUTE].into_iter().chain(USER_INDEX_ATTRIBUTES) {
         if item.contains_key(reserved) {
             return Err(StoreError::ReservedAttribute(reserved));
         }
     }
     item.extend(key_item(key));
+    Ok(item)
+}
+
+/// [`encode`] plus string attributes the adapter manages beside the record (the user-index keys,
+/// [`USER_INDEX_ATTRIBUTES`]); [`decode`] strips them again.
+pub(super) fn encode_with<T: Serialize>(
+    key: &Key,
+    value: &T,
+    extra: &[(&'static str, &str)],
+) -> Result<Item, StoreError> {
+    let mut item = encode(key, value)?;
+    for (name, value) in extra {
+        if !USER_INDEX_ATTRIBUTES.contains(name) {
+            return Err(anyhow!("`{name}` is not an index attribute the adapter manages").into());
+        }
+        item.insert((*name).to_owned(), string(*value));
+    }
     Ok(item)
 }
 
@@ -71,7 +88,7 @@ pub(super) fn decode_indexed<T: DeserializeOwned>(mut item: Item) -> Result<Inde
 
 /// The caller's attributes, without the ones the adapter manages.
 pub(super) fn decode<T: DeserializeOwned>(mut item: Item) -> Result<T, StoreError> {
-    for reserved in [PK, SK, VERSION_ATTRIBUTE] {
+    for reserved in [PK, SK, VERSION_ATTRIBUTE].into_iter().chain(USER_INDEX_ATTRIBUTES) {
         item.remove(reserved);
     }
     Ok(serde_dynamo::aws_sdk_dynamodb_1::from_item(item).context("decoding an item")?)
@@ -163,6 +180,31 @@ mod tests {
     fn an_index_read_without_gsi_keys_is_an_error() {
         let item = key_item(&Key::new("a", "b"));
         assert!(decode_indexed::<std::collections::HashMap<String, String>>(item).is_err());
+    }
+
+    #[test]
+    fn index_attributes_are_written_beside_the_record_and_never_decoded_into_it() {
+        #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Strict {
+            status: String,
+        }
+        let record = Strict { status: "active".into() };
+        let item = encode_with(
+            &Key::new("TENANT#acme", "USER#1"),
+            &record,
+            &[("upk", "USERS#acme#seat"), ("k_name", "ann\u{1}1")],
+        )
+        .unwrap();
+        assert_eq!(item["upk"], string("USERS#acme#seat"));
+        assert_eq!(decode::<Strict>(item).unwrap(), record);
+        #[derive(Serialize)]
+        struct Sneaky {
+            upk: String,
+        }
+        let err = encode(&Key::new("a", "b"), &Sneaky { upk: "USERS#other#seat".into() }).unwrap_err();
+        assert!(matches!(err, StoreError::ReservedAttribute("upk")));
+        assert!(encode_with(&Key::new("a", "b"), &record, &[("pk", "x")]).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::codec::{Item, decode, encode, encode_indexed, key_item, now_epoch_seconds, number, string, version_of};
+use super::codec::{Item, decode, encode, encode_indexed, encode_with, key_item, now_epoch_seconds, number, string, version_of};
 use super::{Gsi1Key, Key, StoreError, Table, sdk_error};
 use crate::storage::schema::{PK, SK, TTL_ATTRIBUTE, VERSION_ATTRIBUTE};
 
@@ -84,6 +84,21 @@ impl Table {
         expected_version: Option<u64>,
     ) -> Result<VersionedOutcome, StoreError> {
         self.put_versioned_item(encode(&Key::new(pk, sk), item)?, expected_version)
+            .await
+    }
+
+    /// [`Table::put_versioned`] with adapter-managed index attributes beside the item (the
+    /// user-index keys; see [`codec::encode_with`](super::codec)).
+    #[tracing::instrument(skip(self, item, extra), fields(table = %self.name))]
+    pub async fn put_versioned_with<T: Serialize>(
+        &self,
+        pk: &str,
+        sk: &str,
+        item: &T,
+        extra: &[(&'static str, &str)],
+        expected_version: Option<u64>,
+    ) -> Result<VersionedOutcome, StoreError> {
+        self.put_versioned_item(encode_with(&Key::new(pk, sk), item, extra)?, expected_version)
             .await
     }
 

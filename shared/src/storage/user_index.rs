@@ -1,0 +1,142 @@
+//! The index attributes of a user item (see the user-index table in [`schema`](super::schema)):
+//! one pure function of the stored [`UserLicense`], added to the item by every user write, so an
+//! item and its index entries can never disagree.
+
+use crate::boxapi::UserStatus;
+use crate::ids::TenantId;
+use crate::license::{ActivitySignal, UserLicense};
+use crate::storage::schema::{
+    K_ANY, K_CONTENT, K_LOGIN, K_LOGINNAME, K_NAME, USERS_UPK, UserSegment, activity_key, text_key, users_upk,
+};
+
+/// The index attributes of one user item.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserIndexKeys {
+    /// `USERS#<tenant>#<segment>`: the partition of every user GSI.
+    pub upk: String,
+    pub k_any: String,
+    pub k_login: String,
+    pub k_content: String,
+    pub k_loginname: String,
+    pub k_name: String,
+}
+
+impl UserIndexKeys {
+    /// As `(attribute, value)` pairs, in the order of [`USER_INDEX_ATTRIBUTES`](super::schema::USER_INDEX_ATTRIBUTES).
+    pub fn attributes(&self) -> [(&'static str, &str); 6] {
+        [
+            (USERS_UPK, &self.upk),
+            (K_ANY, &self.k_any),
+            (K_LOGIN, &self.k_login),
+            (K_CONTENT, &self.k_content),
+            (K_LOGINNAME, &self.k_loginname),
+            (K_NAME, &self.k_name),
+        ]
+    }
+
+    /// The value of the sort key attribute `attribute` (one of the `K_*` names).
+    pub fn sort_key(&self, attribute: &str) -> Option<&str> {
+        self.attributes()
+            .into_iter()
+            .find(|(name, _)| *name == attribute && *name != USERS_UPK)
+            .map(|(_, value)| value)
+    }
+}
+
+/// Which user-index partition `user` belongs to.
+pub fn user_segment(user: &UserLicense) -> UserSegment {
+    if user.removed_at.is_some() {
+        UserSegment::Removed
+    } else if user.holds_seat() && user.status != UserStatus::Inactive {
+        UserSegment::Seat
+    } else if user.holds_seat() {
+        UserSegment::Deactivated
+    } else {
+        UserSegment::Other
+    }
+}
+
+/// The index attributes of `user`, a user of `tenant`.
+pub fn user_index(tenant: &TenantId, user: &UserLicense) -> UserIndexKeys {
+    let id = user.box_user_id.as_str();
+    let signals = user.signals();
+    UserIndexKeys {
+        upk: users_upk(tenant, user_segment(user)),
+        k_any: activity_key(&signals.by_signal(ActivitySignal::Any), id),
+        k_login: activity_key(&signals.by_signal(ActivitySignal::Login), id),
+        k_content: activity_key(&signals.by_signal(ActivitySignal::Content), id),
+        k_loginname: text_key(user.login.as_deref(), id),
+        k_name: text_key(user.name.as_deref(), id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::BoxUserId;
+    use crate::license::{Activity, ActivityOrigin, UserKind};
+    use crate::storage::schema::USER_INDEX_SEP;
+    use chrono::{TimeZone, Utc};
+
+    fn user(id: u32, login: Option<String>, name: Option<String>, login_at: Activity, content: Activity) -> UserLicense {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        UserLicense {
+            box_user_id: BoxUserId::parse(&id.to_string()).unwrap(),
+            login,
+            name,
+            status: UserStatus::Active,
+            role: None,
+            kind: UserKind::Managed,
+            created_at: None,
+            owns_content: false,
+            login_activity: login_at,
+            content_activity: content,
+            first_seen_at: now,
+            last_seen_at: now,
+            removed_at: None,
+        }
+    }
+
+    #[test]
+    fn index_keys_have_the_documented_formats() {
+        let tenant = TenantId::parse("acme").unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap() + chrono::Duration::microseconds(89);
+        let u = user(
+            42,
+            Some("Ann.Lee@Example.com".into()),
+            Some("Ann\u{7}Lee".into()),
+            Activity::seen(at, ActivityOrigin::BoxLogin),
+            Activity::NoData,
+        );
+        let keys = user_index(&tenant, &u);
+        assert_eq!(keys.upk, "USERS#acme#seat");
+        assert_eq!(keys.k_login, format!("22026-03-04T05:06:07.000089Z{USER_INDEX_SEP}42"));
+        assert_eq!(keys.k_any, keys.k_login, "content unknown: the login says all");
+        assert_eq!(keys.k_content, keys.k_login, "content unknown: the login stands in");
+        assert_eq!(keys.k_loginname, format!("ann.lee@example.com{USER_INDEX_SEP}42"));
+        assert_eq!(keys.k_name, format!("annlee{USER_INDEX_SEP}42"), "control characters stripped");
+        let never = user(7, None, None, Activity::Never, Activity::Never);
+        let keys = user_index(&tenant, &never);
+        assert_eq!(keys.k_any, format!("0{USER_INDEX_SEP}7"));
+        assert_eq!(keys.k_name, format!("{USER_INDEX_SEP}7"));
+        let no_data = user(8, None, None, Activity::NoData, Activity::NoData);
+        assert_eq!(user_index(&tenant, &no_data).k_login, format!("1{USER_INDEX_SEP}8"));
+    }
+
+    #[test]
+    fn segments_follow_seat_status_and_removal() {
+        let tenant = TenantId::parse("acme").unwrap();
+        let mut u = user(1, None, None, Activity::Never, Activity::Never);
+        assert_eq!(user_index(&tenant, &u).upk, "USERS#acme#seat");
+        u.status = UserStatus::Inactive;
+        assert_eq!(user_index(&tenant, &u).upk, "USERS#acme#deactivated");
+        u.removed_at = Some(Utc::now());
+        assert_eq!(user_index(&tenant, &u).upk, "USERS#acme#removed");
+        u.removed_at = None;
+        u.kind = UserKind::AppUser;
+        assert_eq!(user_index(&tenant, &u).upk, "USERS#acme#other");
+        u.kind = UserKind::External;
+        u.status = UserStatus::Active;
+        assert_eq!(user_index(&tenant, &u).upk, "USERS#acme#other");
+    }
+}

@@ -8,7 +8,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use seatsync::storage::schema::{GSI1, GSI1_KEY_SCHEMA, TABLE_KEY_SCHEMA, TTL_ATTRIBUTE};
+use seatsync::storage::schema::{
+    GSI1, GSI1_KEY_SCHEMA, TABLE_KEY_SCHEMA, TTL_ATTRIBUTE, USER_INDEX_ATTRIBUTES, USER_INDEXES, user_index_key_schema,
+};
 use serde_yaml::Value;
 
 /// Actions that do not support resource-level permissions, so `Resource: "*"` is their only form.
@@ -144,19 +146,23 @@ fn table_key_schema_matches_the_code() {
     );
 
     let indexes = one_or_many(at(props, &["GlobalSecondaryIndexes"]));
-    assert_eq!(indexes.len(), 1, "exactly one GSI");
-    let gsi = indexes[0];
-    assert_eq!(literal(at(gsi, &["IndexName"])), Some(GSI1), "GSI name");
-    assert_eq!(
-        key_schema(at(gsi, &["KeySchema"])),
-        owned(&GSI1_KEY_SCHEMA),
-        "GSI KeySchema"
-    );
-    assert_eq!(
-        literal(at(gsi, &["Projection", "ProjectionType"])),
-        Some("ALL"),
-        "GSI projection"
-    );
+    // gsi1 and the five user GSIs, in the order of schema.rs.
+    let mut expected_indexes = vec![(GSI1, GSI1_KEY_SCHEMA)];
+    expected_indexes.extend(USER_INDEXES.iter().map(|(name, sort)| (*name, user_index_key_schema(sort))));
+    assert_eq!(indexes.len(), expected_indexes.len(), "gsi1 and the user GSIs");
+    for (gsi, (name, schema)) in indexes.iter().zip(&expected_indexes) {
+        assert_eq!(literal(at(gsi, &["IndexName"])), Some(*name), "GSI name");
+        assert_eq!(
+            key_schema(at(gsi, &["KeySchema"])),
+            owned(schema),
+            "GSI {name} KeySchema"
+        );
+        assert_eq!(
+            literal(at(gsi, &["Projection", "ProjectionType"])),
+            Some("ALL"),
+            "GSI {name} projection"
+        );
+    }
 
     // Exactly the key attributes, all strings: CloudFormation rejects definitions no key uses.
     let definitions: Vec<(String, String)> = one_or_many(at(props, &["AttributeDefinitions"]))
@@ -177,7 +183,9 @@ fn table_key_schema_matches_the_code() {
     let expected: BTreeSet<_> = TABLE_KEY_SCHEMA
         .iter()
         .chain(GSI1_KEY_SCHEMA.iter())
-        .map(|(attribute, _)| ((*attribute).to_owned(), "S".to_owned()))
+        .map(|(attribute, _)| *attribute)
+        .chain(USER_INDEX_ATTRIBUTES)
+        .map(|attribute| (attribute.to_owned(), "S".to_owned()))
         .collect();
     assert_eq!(defined, expected, "AttributeDefinitions");
 

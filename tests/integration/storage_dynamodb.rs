@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::Utc;
 use seatsync::ids::TenantId;
 use seatsync::storage::schema::{
-    self, GSI1, GSI1_KEY_SCHEMA, SK_OAUTH_STATE, SK_USER_PREFIX, TABLE_KEY_SCHEMA, TTL_ATTRIBUTE, tenant_pk,
+    self, GSI1, GSI1_KEY_SCHEMA, SK_OAUTH_STATE, SK_USER_PREFIX, TABLE_KEY_SCHEMA, TTL_ATTRIBUTE, USER_INDEXES, tenant_pk,
+    user_index_key_schema,
 };
 use seatsync::storage::{Key, LeaseOutcome, Page, PutOutcome, StoreError, Table, VersionedOutcome};
 use seatsync_tests::aws::TestAws;
@@ -77,13 +78,21 @@ async fn table_is_created_with_the_key_schema_of_schema_rs() {
     };
     assert_eq!(keys(table.key_schema()), expected(&TABLE_KEY_SCHEMA));
     let gsis = table.global_secondary_indexes();
-    assert_eq!(gsis.len(), 1);
-    assert_eq!(gsis[0].index_name(), Some(GSI1));
-    assert_eq!(keys(gsis[0].key_schema()), expected(&GSI1_KEY_SCHEMA));
-    assert_eq!(
-        gsis[0].projection().and_then(|p| p.projection_type()),
-        Some(&aws_sdk_dynamodb::types::ProjectionType::All)
-    );
+    let mut wanted = vec![(GSI1, GSI1_KEY_SCHEMA)];
+    wanted.extend(USER_INDEXES.iter().map(|(name, sort)| (*name, user_index_key_schema(sort))));
+    assert_eq!(gsis.len(), wanted.len(), "gsi1 and the user GSIs");
+    for (name, schema) in wanted {
+        let gsi = gsis
+            .iter()
+            .find(|g| g.index_name() == Some(name))
+            .unwrap_or_else(|| panic!("GSI {name} missing"));
+        assert_eq!(keys(gsi.key_schema()), expected(&schema), "GSI {name}");
+        assert_eq!(
+            gsi.projection().and_then(|p| p.projection_type()),
+            Some(&aws_sdk_dynamodb::types::ProjectionType::All),
+            "GSI {name} projection"
+        );
+    }
     assert_eq!(
         table.billing_mode_summary().and_then(|b| b.billing_mode()),
         Some(&aws_sdk_dynamodb::types::BillingMode::PayPerRequest)

@@ -107,6 +107,10 @@ pub const USER_INDEXES: [(&str, &str); 5] = [
     (USERS_BY_LOGINNAME, K_LOGINNAME),
     (USERS_BY_NAME, K_NAME),
 ];
+/// The key schema of the user GSI sorted by `sort` as `(attribute, key type)`.
+pub const fn user_index_key_schema(sort: &str) -> [(&str, &str); 2] {
+    [(USERS_UPK, "HASH"), (sort, "RANGE")]
+}
 /// Every attribute the user indexes add to a user item (the adapter's, never the record's).
 pub const USER_INDEX_ATTRIBUTES: [&str; 6] = [USERS_UPK, K_ANY, K_LOGIN, K_CONTENT, K_LOGINNAME, K_NAME];
 /// Separates a sort key's value from the user id: below every printable character, so `ann` sorts

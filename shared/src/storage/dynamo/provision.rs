@@ -12,16 +12,20 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{StoreError, Table, sdk_error};
-use crate::storage::schema::{GSI1, GSI1_KEY_SCHEMA, GSI1_PK, GSI1_SK, PK, SK, TABLE_KEY_SCHEMA, TTL_ATTRIBUTE};
+use crate::storage::schema::{
+    GSI1, GSI1_KEY_SCHEMA, GSI1_PK, GSI1_SK, PK, SK, TABLE_KEY_SCHEMA, TTL_ATTRIBUTE, USER_INDEX_ATTRIBUTES, USER_INDEXES,
+    user_index_key_schema,
+};
 
 impl Table {
     /// Creates the table exactly as [`schema`](super::schema) describes it (on-demand billing, string
-    /// keys, GSI `gsi1` projecting all attributes, TTL on [`TTL_ATTRIBUTE`]) and waits until it is
+    /// keys, GSI `gsi1` and the five user GSIs projecting all attributes, TTL on [`TTL_ATTRIBUTE`]) and waits until it is
     /// active. For tests and the local demo; production tables come from the template.
     #[tracing::instrument(skip(client), fields(table = %name))]
     pub async fn create(client: Client, name: &str) -> Result<Self, StoreError> {
         let definitions = [PK, SK, GSI1_PK, GSI1_SK]
             .into_iter()
+            .chain(USER_INDEX_ATTRIBUTES)
             .map(|attribute| {
                 AttributeDefinition::builder()
                     .attribute_name(attribute)
@@ -36,13 +40,24 @@ impl Table {
             .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
             .context("building the GSI definition")?;
+        let mut gsis = vec![gsi];
+        for (index, sort) in USER_INDEXES {
+            gsis.push(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index)
+                    .set_key_schema(Some(key_schema(&user_index_key_schema(sort))?))
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .build()
+                    .context("building a user GSI definition")?,
+            );
+        }
         client
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
             .set_attribute_definitions(Some(definitions))
             .set_key_schema(Some(key_schema(&TABLE_KEY_SCHEMA)?))
-            .global_secondary_indexes(gsi)
+            .set_global_secondary_indexes(Some(gsis))
             .send()
             .await
             .map_err(|e| sdk_error(e, "creating the table"))?;

@@ -148,7 +148,11 @@ fn table_key_schema_matches_the_code() {
     let indexes = one_or_many(at(props, &["GlobalSecondaryIndexes"]));
     // gsi1 and the five user GSIs, in the order of schema.rs.
     let mut expected_indexes = vec![(GSI1, GSI1_KEY_SCHEMA)];
-    expected_indexes.extend(USER_INDEXES.iter().map(|(name, sort)| (*name, user_index_key_schema(sort))));
+    expected_indexes.extend(
+        USER_INDEXES
+            .iter()
+            .map(|(name, sort)| (*name, user_index_key_schema(sort))),
+    );
     assert_eq!(indexes.len(), expected_indexes.len(), "gsi1 and the user GSIs");
     for (gsi, (name, schema)) in indexes.iter().zip(&expected_indexes) {
         assert_eq!(literal(at(gsi, &["IndexName"])), Some(*name), "GSI name");

@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::Utc;
 use seatsync::ids::TenantId;
 use seatsync::storage::schema::{
-    self, GSI1, GSI1_KEY_SCHEMA, SK_OAUTH_STATE, SK_USER_PREFIX, TABLE_KEY_SCHEMA, TTL_ATTRIBUTE, USER_INDEXES, tenant_pk,
-    user_index_key_schema,
+    self, GSI1, GSI1_KEY_SCHEMA, SK_OAUTH_STATE, SK_USER_PREFIX, TABLE_KEY_SCHEMA, TTL_ATTRIBUTE, USER_INDEXES,
+    tenant_pk, user_index_key_schema,
 };
 use seatsync::storage::{Key, LeaseOutcome, Page, PutOutcome, StoreError, Table, VersionedOutcome};
 use seatsync_tests::aws::TestAws;
@@ -79,7 +79,11 @@ async fn table_is_created_with_the_key_schema_of_schema_rs() {
     assert_eq!(keys(table.key_schema()), expected(&TABLE_KEY_SCHEMA));
     let gsis = table.global_secondary_indexes();
     let mut wanted = vec![(GSI1, GSI1_KEY_SCHEMA)];
-    wanted.extend(USER_INDEXES.iter().map(|(name, sort)| (*name, user_index_key_schema(sort))));
+    wanted.extend(
+        USER_INDEXES
+            .iter()
+            .map(|(name, sort)| (*name, user_index_key_schema(sort))),
+    );
     assert_eq!(gsis.len(), wanted.len(), "gsi1 and the user GSIs");
     for (name, schema) in wanted {
         let gsi = gsis

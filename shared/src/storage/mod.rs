@@ -6,12 +6,12 @@ pub mod aws;
 pub mod dynamo;
 pub mod queue;
 pub mod schema;
-pub mod user_index;
 pub mod secrets;
+pub mod user_index;
 
 pub use aws::{aws_config_loader, load_aws_config};
 pub use dynamo::{
-    BatchStats, Gsi1Key, HeldLease, Indexed, Key, LeaseOutcome, Page, PutOutcome, StoreError, Table, VersionedItem,
-    VersionedOutcome,
+    BatchStats, Gsi1Key, HeldLease, Indexed, Key, LeaseOutcome, Page, PutOutcome, StoreError, Table, UserIndexPage,
+    UserIndexPosition, UserIndexRange, VersionedItem, VersionedOutcome,
 };
 pub use secrets::{BoxTokenSet, SecretError, SecretStore, TokenKind, Versioned, request_token_from};

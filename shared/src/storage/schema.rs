@@ -173,7 +173,10 @@ pub fn activity_seen_prefix(at: chrono::DateTime<chrono::Utc>) -> String {
 
 /// A text sort key: the text without control characters, lowercased, then `SEP id`.
 pub fn text_key(text: Option<&str>, box_user_id: &str) -> String {
-    format!("{}{USER_INDEX_SEP}{box_user_id}", text_key_prefix(text.unwrap_or_default()))
+    format!(
+        "{}{USER_INDEX_SEP}{box_user_id}",
+        text_key_prefix(text.unwrap_or_default())
+    )
 }
 
 /// How a text is written into a text sort key (and so how a search prefix must be written).

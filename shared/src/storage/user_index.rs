@@ -6,8 +6,68 @@ use crate::boxapi::UserStatus;
 use crate::ids::TenantId;
 use crate::license::{ActivitySignal, UserLicense};
 use crate::storage::schema::{
-    K_ANY, K_CONTENT, K_LOGIN, K_LOGINNAME, K_NAME, USERS_UPK, UserSegment, activity_key, text_key, users_upk,
+    K_ANY, K_CONTENT, K_LOGIN, K_LOGINNAME, K_NAME, USERS_BY_ANY, USERS_BY_CONTENT_AT, USERS_BY_LOGIN_AT,
+    USERS_BY_LOGINNAME, USERS_BY_NAME, USERS_UPK, UserSegment, activity_key, text_key, users_upk,
 };
+
+/// One of the five user GSIs (see [`USER_INDEXES`](crate::storage::schema::USER_INDEXES)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserIndex {
+    /// [`USERS_BY_ANY`]: strongest activity, oldest first.
+    Any,
+    /// [`USERS_BY_LOGIN_AT`]: last login, oldest first.
+    LoginAt,
+    /// [`USERS_BY_CONTENT_AT`]: last content activity (the login where unknown), oldest first.
+    ContentAt,
+    /// [`USERS_BY_LOGINNAME`]: lowercase login.
+    LoginName,
+    /// [`USERS_BY_NAME`]: lowercase name.
+    Name,
+}
+
+impl UserIndex {
+    /// The activity index that orders by `signal`.
+    pub fn by_signal(signal: ActivitySignal) -> Self {
+        match signal {
+            ActivitySignal::Any => UserIndex::Any,
+            ActivitySignal::Login => UserIndex::LoginAt,
+            ActivitySignal::Content => UserIndex::ContentAt,
+        }
+    }
+
+    /// The GSI's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            UserIndex::Any => USERS_BY_ANY,
+            UserIndex::LoginAt => USERS_BY_LOGIN_AT,
+            UserIndex::ContentAt => USERS_BY_CONTENT_AT,
+            UserIndex::LoginName => USERS_BY_LOGINNAME,
+            UserIndex::Name => USERS_BY_NAME,
+        }
+    }
+
+    /// The GSI's sort key attribute.
+    pub fn sort_attribute(self) -> &'static str {
+        match self {
+            UserIndex::Any => K_ANY,
+            UserIndex::LoginAt => K_LOGIN,
+            UserIndex::ContentAt => K_CONTENT,
+            UserIndex::LoginName => K_LOGINNAME,
+            UserIndex::Name => K_NAME,
+        }
+    }
+
+    /// This index's sort key in `keys`.
+    pub fn sort_key(self, keys: &UserIndexKeys) -> &str {
+        match self {
+            UserIndex::Any => &keys.k_any,
+            UserIndex::LoginAt => &keys.k_login,
+            UserIndex::ContentAt => &keys.k_content,
+            UserIndex::LoginName => &keys.k_loginname,
+            UserIndex::Name => &keys.k_name,
+        }
+    }
+}
 
 /// The index attributes of one user item.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -32,14 +92,6 @@ impl UserIndexKeys {
             (K_LOGINNAME, &self.k_loginname),
             (K_NAME, &self.k_name),
         ]
-    }
-
-    /// The value of the sort key attribute `attribute` (one of the `K_*` names).
-    pub fn sort_key(&self, attribute: &str) -> Option<&str> {
-        self.attributes()
-            .into_iter()
-            .find(|(name, _)| *name == attribute && *name != USERS_UPK)
-            .map(|(_, value)| value)
     }
 }
 
@@ -78,7 +130,13 @@ mod tests {
     use crate::storage::schema::USER_INDEX_SEP;
     use chrono::{TimeZone, Utc};
 
-    fn user(id: u32, login: Option<String>, name: Option<String>, login_at: Activity, content: Activity) -> UserLicense {
+    fn user(
+        id: u32,
+        login: Option<String>,
+        name: Option<String>,
+        login_at: Activity,
+        content: Activity,
+    ) -> UserLicense {
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         UserLicense {
             box_user_id: BoxUserId::parse(&id.to_string()).unwrap(),
@@ -114,7 +172,11 @@ mod tests {
         assert_eq!(keys.k_any, keys.k_login, "content unknown: the login says all");
         assert_eq!(keys.k_content, keys.k_login, "content unknown: the login stands in");
         assert_eq!(keys.k_loginname, format!("ann.lee@example.com{USER_INDEX_SEP}42"));
-        assert_eq!(keys.k_name, format!("annlee{USER_INDEX_SEP}42"), "control characters stripped");
+        assert_eq!(
+            keys.k_name,
+            format!("annlee{USER_INDEX_SEP}42"),
+            "control characters stripped"
+        );
         let never = user(7, None, None, Activity::Never, Activity::Never);
         let keys = user_index(&tenant, &never);
         assert_eq!(keys.k_any, format!("0{USER_INDEX_SEP}7"));

@@ -203,7 +203,7 @@ impl Table {
     }
 }
 
-fn page_size(limit: u32) -> i32 {
+pub(super) fn page_size(limit: u32) -> i32 {
     limit.clamp(1, MAX_PAGE_SIZE) as i32
 }
 

@@ -189,7 +189,9 @@ mod tests {
         struct Strict {
             status: String,
         }
-        let record = Strict { status: "active".into() };
+        let record = Strict {
+            status: "active".into(),
+        };
         let item = encode_with(
             &Key::new("TENANT#acme", "USER#1"),
             &record,
@@ -202,7 +204,13 @@ mod tests {
         struct Sneaky {
             upk: String,
         }
-        let err = encode(&Key::new("a", "b"), &Sneaky { upk: "USERS#other#seat".into() }).unwrap_err();
+        let err = encode(
+            &Key::new("a", "b"),
+            &Sneaky {
+                upk: "USERS#other#seat".into(),
+            },
+        )
+        .unwrap_err();
         assert!(matches!(err, StoreError::ReservedAttribute("upk")));
         assert!(encode_with(&Key::new("a", "b"), &record, &[("pk", "x")]).is_err());
     }

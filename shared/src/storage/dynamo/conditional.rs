@@ -8,7 +8,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::codec::{Item, decode, encode, encode_indexed, encode_with, key_item, now_epoch_seconds, number, string, version_of};
+use super::codec::{
+    Item, decode, encode, encode_indexed, encode_with, key_item, now_epoch_seconds, number, string, version_of,
+};
 use super::{Gsi1Key, Key, StoreError, Table, sdk_error};
 use crate::storage::schema::{PK, SK, TTL_ATTRIBUTE, VERSION_ATTRIBUTE};
 

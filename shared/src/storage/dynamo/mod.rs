@@ -10,7 +10,7 @@
 //!
 //! One room per concern, all of them `impl Table`: `basics` (get, put, delete, query),
 //! `conditional` (create-only, versioned and single-use writes, counters), `lease`, `batch`
-//! (batch writes and their `UnprocessedItems` retry), `cursor` (page cursors) and `codec`
+//! (batch writes and their `UnprocessedItems` retry), `cursor` (page cursors), `user_query` (pages of the user GSIs) and `codec`
 //! (items to and from attribute maps). `provision` creates the table for tests and local runs
 //! (feature `test-support`).
 
@@ -22,11 +22,13 @@ mod cursor;
 mod lease;
 #[cfg(feature = "test-support")]
 mod provision;
+mod user_query;
 
 pub use basics::{MAX_PAGE_SIZE, Page};
 pub use batch::{BATCH_WRITE_MAX, BatchStats, default_batch_retry};
 pub use conditional::{PutOutcome, VersionedItem, VersionedOutcome};
 pub use lease::{HeldLease, LeaseOutcome};
+pub use user_query::{UserIndexPage, UserIndexPosition, UserIndexRange};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};

@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::{
 
 use super::{StoreError, Table, sdk_error};
 use crate::storage::schema::{
-    GSI1, GSI1_KEY_SCHEMA, GSI1_PK, GSI1_SK, PK, SK, TABLE_KEY_SCHEMA, TTL_ATTRIBUTE, USER_INDEX_ATTRIBUTES, USER_INDEXES,
-    user_index_key_schema,
+    GSI1, GSI1_KEY_SCHEMA, GSI1_PK, GSI1_SK, PK, SK, TABLE_KEY_SCHEMA, TTL_ATTRIBUTE, USER_INDEX_ATTRIBUTES,
+    USER_INDEXES, user_index_key_schema,
 };
 
 impl Table {

@@ -31,6 +31,7 @@ mod reports_licenses;
 mod reports_settings;
 mod reports_syncs;
 mod reports_users;
+mod reports_users_index;
 mod sso_entra;
 mod sso_google;
 mod sso_okta;

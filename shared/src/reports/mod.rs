@@ -293,8 +293,9 @@ impl ReportsService {
         })
     }
 
-    /// A page of the tenant's users. Loads every stored user of the tenant and filters and sorts
-    /// in memory (see [`users`]): bounded by the tenant's size.
+    /// A page of the tenant's users: from the user indexes where one holds the query's users in
+    /// order (a page reads what it holds), else from every stored user, filtered and sorted in
+    /// memory (see [`users`]).
     #[tracing::instrument(skip(self, query), fields(tenant = %tenant))]
     pub async fn users(&self, tenant: &TenantId, query: &UserQuery) -> Result<UserPage, ReportsError> {
         let settings = self.settings.get(tenant).await?;
@@ -305,8 +306,30 @@ impl ReportsService {
             users::page(tenant, query, inactive_days, signal, Vec::new(), Utc::now())
                 .map_err(|e| invalid(e.field, e.detail))?;
         }
+        let now = Utc::now();
+        let summary = self.store.get_summary(tenant).await?;
+        let total = |count: users::index::CountFrom| {
+            let summary = summary.as_ref()?;
+            let h = &summary.histogram;
+            Some(match count {
+                users::index::CountFrom::Deactivated => summary.deactivated as usize,
+                users::index::CountFrom::Never => h.never as usize,
+                users::index::CountFrom::Inactive(signal, days) => {
+                    h.inactive_by(signal.effective(summary.content_activity), i64::from(days), now) as usize
+                }
+            })
+        };
+        match users::indexed_page(&self.table, tenant, query, inactive_days, signal, total, now).await {
+            Ok(Some((page, items_read))) => {
+                tracing::debug!(items_read, users = page.users.len(), "users page from the index");
+                return Ok(page);
+            }
+            Ok(None) => {}
+            Err(users::ListError::Query(e)) => return Err(invalid(e.field, e.detail)),
+            Err(users::ListError::Store(e)) => return Err(e.into()),
+        }
         let all = self.store.load_users(tenant).await?;
-        users::page(tenant, query, inactive_days, signal, all.into_values(), Utc::now())
+        users::page(tenant, query, inactive_days, signal, all.into_values(), now)
             .map_err(|e| invalid(e.field, e.detail))
     }
 

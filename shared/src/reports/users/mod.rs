@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod csv;
+pub mod index;
 mod query;
 
 pub use csv::{CSV_HEADER, MAX_CSV_BYTES, csv_cell, to_csv};
@@ -45,7 +46,7 @@ pub enum ActivityState {
     /// Only a filter value, kept for clients from before working and login-only were told
     /// apart: working or login-only. No row has it.
     Active,
-    /// Active status, no activity of either kind within `inactive_days`. As a filter: inactive
+    /// Not deactivated, no activity of either kind within `inactive_days`. As a filter: inactive
     /// by the tenant's activity signal, never-active users included.
     Inactive,
     /// Active status, no activity in the whole history read.
@@ -155,9 +156,11 @@ fn matches(
     match query.state {
         None => state != ActivityState::Removed,
         Some(ActivityState::Removed) => state == ActivityState::Removed,
+        // Every seat holder not deactivated, as the report counts them: Box's restricted statuses
+        // (`cannot_delete_edit`…) are active accounts too.
         Some(ActivityState::Inactive) => {
             seat_holder
-                && user.status == UserStatus::Active
+                && user.status != UserStatus::Inactive
                 && user.signals().inactive_by(signal, i64::from(inactive_days), now)
         }
         Some(ActivityState::Active) => {
@@ -174,7 +177,8 @@ struct SortKey(i64, String, String);
 /// `activity`: the user's activity by the tenant's signal.
 fn sort_key(sort: SortField, activity: Activity, login: Option<&str>, name: Option<&str>, id: &BoxUserId) -> SortKey {
     let id = id.as_str().to_owned();
-    let text = |v: Option<&str>| v.unwrap_or_default().to_lowercase();
+    // As the user indexes key it (lowercase, control characters dropped), so both orders agree.
+    let text = |v: Option<&str>| crate::storage::schema::text_key_prefix(v.unwrap_or_default());
     match sort {
         // Oldest activity first: never-active users before those without data, before dates.
         SortField::LastActivity => {
@@ -277,6 +281,81 @@ pub fn page(
         total,
         next_cursor,
     })
+}
+
+/// Why an indexed page could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Store(#[from] crate::storage::StoreError),
+}
+
+/// One page of `query` read from the user indexes (see [`index`]), `None` when no index holds the
+/// query's users in its order (the caller answers it in memory). `total` gives the summary's
+/// count the plan names; `None` (no summary yet) also leaves the query to the in-memory list.
+pub async fn indexed_page(
+    reader: &dyn index::IndexReader,
+    tenant: &TenantId,
+    query: &UserQuery,
+    inactive_days: u16,
+    signal: ActivitySignal,
+    total: impl FnOnce(index::CountFrom) -> Option<usize>,
+    now: DateTime<Utc>,
+) -> Result<Option<(UserPage, u64)>, ListError> {
+    let Some(plan) = index::plan(query, signal, inactive_days, now) else {
+        return Ok(None);
+    };
+    let Some(total) = total(plan.count) else {
+        return Ok(None);
+    };
+    let binding = query.binding(tenant, signal);
+    let after = match &query.cursor {
+        None => None,
+        Some(c) => Some(decode_cursor(&binding, c).ok_or_else(|| {
+            invalid(
+                "cursor",
+                "`cursor` is not valid for this query: it is garbled, edited, or from another query; start again without it",
+            )
+        })?),
+    };
+    let keep = |u: &UserLicense| {
+        let state = activity_state(u, inactive_days, now);
+        matches(query, u, state, signal, inactive_days, now)
+    };
+    let list = index::IndexList::page(reader, tenant, &plan, query, after.as_ref(), keep).await?;
+    let rows: Vec<UserRow> = list
+        .users
+        .into_iter()
+        .map(|u| {
+            let state = activity_state(&u, inactive_days, now);
+            row(u, state, signal)
+        })
+        .collect();
+    let next_cursor = if list.more {
+        rows.last().map(|r| {
+            let key = sort_key(
+                query.sort,
+                r.sort_activity,
+                r.login.as_deref(),
+                r.name.as_deref(),
+                &r.box_user_id,
+            );
+            encode_cursor(&binding, key)
+        })
+    } else {
+        None
+    };
+    Ok(Some((
+        UserPage {
+            users: rows,
+            activity_signal: signal,
+            total,
+            next_cursor,
+        },
+        list.items_read,
+    )))
 }
 
 /// The cursor that continues after `row` of a page answered with `signal` (for a CSV body cut

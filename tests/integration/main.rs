@@ -39,6 +39,7 @@ mod sso_outbound;
 mod storage_connections;
 mod storage_dynamodb;
 mod storage_secrets;
+mod storage_user_index;
 mod sync_activity;
 mod sync_box;
 mod sync_resume;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{BoxUserId, TenantId};
 use crate::license::UserLicense;
+use crate::storage::dynamo::IndexAttributes;
 use crate::storage::schema::{
     SK_SUMMARY, SK_SYNC_CHECKPOINT, SK_SYNC_LISTED_PREFIX, SK_SYNC_PREFIX, SK_SYNC_SCRATCH_PREFIX, SK_USER_PREFIX,
     TTL_ATTRIBUTE, tenant_pk, user_sk,
@@ -253,7 +254,7 @@ impl LicenseStore for Table {
         let pk = tenant_pk(tenant);
         // Every user item carries its index keys (one pure function, as put_user_versioned does).
         let indexes: Vec<_> = users.iter().map(|u| user_index(tenant, u)).collect();
-        let items: Vec<(Key, &UserLicense, Vec<(&'static str, &str)>)> = users
+        let items: Vec<(Key, &UserLicense, IndexAttributes<'_>)> = users
             .iter()
             .zip(&indexes)
             .map(|(u, index)| {

@@ -15,6 +15,9 @@ use super::{Key, StoreError, Table, sdk_error};
 use crate::retry::{Attempt, Effect, Retrier, RetryPolicy};
 use crate::storage::schema::{PK, SK, VERSION_ATTRIBUTE};
 
+/// String attributes the adapter writes beside an item (the user-index keys), as `(name, value)`.
+pub type IndexAttributes<'a> = Vec<(&'static str, &'a str)>;
+
 /// Most items one `BatchWriteItem` call accepts.
 pub const BATCH_WRITE_MAX: usize = 25;
 
@@ -70,7 +73,7 @@ impl Table {
     #[tracing::instrument(skip(self, items), fields(table = %self.name, count = items.len()))]
     pub async fn batch_put_stamped_indexed<T: Serialize>(
         &self,
-        items: &[(Key, T, Vec<(&'static str, &str)>)],
+        items: &[(Key, T, IndexAttributes<'_>)],
         version: Option<u64>,
     ) -> Result<BatchStats, StoreError> {
         ensure_unique(items.iter().map(|(key, _, _)| key))?;

@@ -25,7 +25,7 @@ mod provision;
 mod user_query;
 
 pub use basics::{MAX_PAGE_SIZE, Page};
-pub use batch::{BATCH_WRITE_MAX, BatchStats, default_batch_retry};
+pub use batch::{BATCH_WRITE_MAX, BatchStats, IndexAttributes, default_batch_retry};
 pub use conditional::{PutOutcome, VersionedItem, VersionedOutcome};
 pub use lease::{HeldLease, LeaseOutcome};
 pub use user_query::{UserIndexPage, UserIndexPosition, UserIndexRange};

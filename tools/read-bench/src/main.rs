@@ -146,7 +146,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         ..SimConfig::default()
     })
     .await?;
-    let store: Arc<dyn LicenseStore> = Arc::new(aws.table());
+    let store: Arc<dyn LicenseStore> = Arc::new(patient_table(&aws));
     let syncer = Syncer {
         store: store.clone(),
         tokens: Arc::new(StaticToken(SecretString::from(
@@ -263,6 +263,23 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         eprintln!("results written to {}", path.display());
     }
     Ok(())
+}
+
+/// The set-up's store: the table with generous timeouts. moto, on a shared 2-core machine, can take
+/// longer than production's 5 s to answer a 1 MB page, and the set-up is not what is measured.
+fn patient_table(aws: &TestAws) -> seatsync::storage::Table {
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+    let config = aws_sdk_dynamodb::config::Builder::from(&aws.sdk)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(300))
+                .operation_attempt_timeout(Duration::from_secs(300))
+                .operation_timeout(Duration::from_secs(900))
+                .build(),
+        )
+        .build();
+    seatsync::storage::Table::new(aws_sdk_dynamodb::Client::from_conf(config), &aws.table_name)
 }
 
 struct Client {

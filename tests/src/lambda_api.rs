@@ -280,3 +280,32 @@ pub async fn assert_cold_start_fails_naming(binary: &str, name: &str, env: &[(&s
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(variable), "{name}, {variable}: {stderr}");
 }
+
+/// Like [`start_function_on_aws`], but the binary's AWS endpoint is `endpoint` (e.g. a proxy in
+/// front of moto) and its stderr goes to `stderr` (a long run must not fill an unread pipe).
+pub async fn start_function_via_endpoint(
+    binary: &str,
+    name: &str,
+    aws: &crate::aws::TestAws,
+    endpoint: &str,
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> RunningFunction {
+    let api = FakeRuntimeApi::start().await;
+    let started = Instant::now();
+    let child = tokio::process::Command::new(binary)
+        .envs(lambda_env(&api, name))
+        .envs(BASE_ENV)
+        .envs(env.iter().copied())
+        .envs([
+            ("TABLE_NAME", aws.table_name.as_str()),
+            ("SECRET_PREFIX", aws.secret_prefix.as_str()),
+            ("AWS_ENDPOINT_URL", endpoint),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the function binary");
+    RunningFunction { api, started, child }
+}

@@ -1,0 +1,252 @@
+//! The measurements against issue 12's targets, as an aligned (Markdown) table and as JSON.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::stats::{max, mean, percentile};
+
+/// Items read per page at most this × the page size.
+pub const ITEMS_PER_PAGE_FACTOR: f64 = 2.0;
+/// A full walk reads at most this × the users.
+pub const WALK_FACTOR: f64 = 1.1;
+/// licenses-api's peak RSS under this many MiB.
+pub const PEAK_RSS_TARGET_MIB: f64 = 64.0;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PageMeasure {
+    pub rows: u64,
+    pub wall_ms: f64,
+    pub items_read: u64,
+    pub calls: u64,
+    pub answer_bytes: u64,
+    pub dynamo_ops: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryReport {
+    pub name: String,
+    /// The first page's query string.
+    pub query: String,
+    pub accept: String,
+    pub first_status: u16,
+    pub pages: Vec<PageMeasure>,
+    /// The search prefix taken from this query's first row, if any.
+    #[serde(skip)]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Walk {
+    pub pages: u64,
+    pub rows: u64,
+    pub items_read: u64,
+    pub calls: u64,
+    pub wall_secs: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub users: u64,
+    pub users_listed: u64,
+    pub setup_secs: f64,
+    pub page_size: u32,
+    pub pages_asked: u32,
+    pub queries: Vec<QueryReport>,
+    /// `Err`: why it was skipped.
+    pub walk: Result<Walk, String>,
+    pub peak_rss_kib: u64,
+}
+
+struct Row {
+    measure: String,
+    value: String,
+    target: String,
+    verdict: Option<bool>,
+}
+
+fn row(measure: impl Into<String>, value: impl Into<String>, target: &str, verdict: Option<bool>) -> Row {
+    Row {
+        measure: measure.into(),
+        value: value.into(),
+        target: target.into(),
+        verdict,
+    }
+}
+
+/// 1234567 → "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn column(pages: &[PageMeasure], f: fn(&PageMeasure) -> f64) -> Vec<f64> {
+    pages.iter().map(f).collect()
+}
+
+impl BenchReport {
+    fn rows(&self) -> Vec<Row> {
+        let items_target = ITEMS_PER_PAGE_FACTOR * f64::from(self.page_size);
+        let mut rows = vec![row(
+            "set-up: one tenant synced from the Box simulator into moto (not measured)",
+            format!(
+                "{} users listed in {:.1} s",
+                thousands(self.users_listed),
+                self.setup_secs
+            ),
+            "",
+            None,
+        )];
+        for q in &self.queries {
+            let title = format!("`{}` ({}, {})", q.query, q.name, q.accept);
+            if q.pages.is_empty() {
+                rows.push(row(title, format!("not supported (HTTP {})", q.first_status), "", None));
+                continue;
+            }
+            let p = &q.pages;
+            let items = column(p, |m| m.items_read as f64);
+            let calls = column(p, |m| m.calls as f64);
+            let wall = column(p, |m| m.wall_ms);
+            let bytes = column(p, |m| m.answer_bytes as f64);
+            let worst = max(&items).unwrap_or(0.0);
+            rows.push(row(
+                title,
+                format!("{} of {} pages measured", p.len(), self.pages_asked),
+                "",
+                None,
+            ));
+            rows.push(row(
+                "  DynamoDB items read per page, mean / max",
+                format!(
+                    "{} / {}",
+                    thousands(mean(&items).unwrap_or(0.0).round() as u64),
+                    thousands(worst as u64)
+                ),
+                &format!("≤ {items_target:.0} (2 × page size)"),
+                Some(worst <= items_target),
+            ));
+            rows.push(row(
+                "  DynamoDB calls per page, mean / max",
+                format!("{:.1} / {:.0}", mean(&calls).unwrap_or(0.0), max(&calls).unwrap_or(0.0)),
+                "",
+                None,
+            ));
+            rows.push(row(
+                "  wall time per page, p50 / p95",
+                format!(
+                    "{:.0} ms / {:.0} ms",
+                    percentile(&wall, 50.0).unwrap_or(0.0),
+                    percentile(&wall, 95.0).unwrap_or(0.0)
+                ),
+                "",
+                None,
+            ));
+            rows.push(row(
+                "  answer bytes per page, mean",
+                thousands(mean(&bytes).unwrap_or(0.0).round() as u64),
+                "",
+                None,
+            ));
+        }
+        match &self.walk {
+            Ok(w) => {
+                let ratio = w.items_read as f64 / w.rows.max(1) as f64;
+                rows.push(row(
+                    format!("full walk by cursor, limit {}: items read ÷ users", self.page_size),
+                    format!(
+                        "{ratio:.2} ({} items, {} users in {} pages, {} calls, {:.1} s)",
+                        thousands(w.items_read),
+                        thousands(w.rows),
+                        thousands(w.pages),
+                        thousands(w.calls),
+                        w.wall_secs
+                    ),
+                    "≤ 1.1 × users",
+                    Some(ratio <= WALK_FACTOR),
+                ));
+            }
+            Err(reason) => rows.push(row(
+                format!("full walk by cursor, limit {}: items read ÷ users", self.page_size),
+                reason.clone(),
+                "≤ 1.1 × users",
+                None,
+            )),
+        }
+        let mib = self.peak_rss_kib as f64 / 1024.0;
+        rows.push(row(
+            "licenses-api peak RSS (VmHWM)",
+            format!("{mib:.1} MiB"),
+            "< 64 MiB",
+            Some(mib < PEAK_RSS_TARGET_MIB),
+        ));
+        rows
+    }
+
+    pub fn table(&self) -> String {
+        let header = ["measure".to_string(), "value".into(), "target".into(), "result".into()];
+        let cells: Vec<[String; 4]> = self
+            .rows()
+            .into_iter()
+            .map(|r| {
+                [
+                    r.measure,
+                    r.value,
+                    r.target,
+                    match r.verdict {
+                        Some(true) => "PASS".into(),
+                        Some(false) => "FAIL".into(),
+                        None => String::new(),
+                    },
+                ]
+            })
+            .collect();
+        let mut widths = header.clone().map(|h| h.chars().count());
+        for line in &cells {
+            for (w, c) in widths.iter_mut().zip(line) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let fmt_line = |line: &[String; 4]| {
+            let mut s = String::from("|");
+            for (c, w) in line.iter().zip(widths) {
+                s.push(' ');
+                s.push_str(c);
+                s.push_str(&" ".repeat(w - c.chars().count()));
+                s.push_str(" |");
+            }
+            s.push('\n');
+            s
+        };
+        let mut out = fmt_line(&header);
+        out.push('|');
+        for w in widths {
+            out.push_str(&"-".repeat(w + 2));
+            out.push('|');
+        }
+        out.push('\n');
+        for line in &cells {
+            out.push_str(&fmt_line(line));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}

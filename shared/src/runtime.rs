@@ -40,7 +40,7 @@ impl ApiLimits {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         const NAME: &str = "TENANT_REQUESTS_PER_MINUTE";
         let tenant_requests_per_minute = match env.get(NAME) {
-            None => NonZeroU32::new(crate::api::DEFAULT_REQUESTS_PER_MINUTE).expect("the default is not zero"),
+            None => NonZeroU32::new(crate::api::DEFAULT_REQUESTS_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
             Some(raw) => raw.trim().parse().map_err(|_| ConfigError::Invalid {
                 name: NAME,
                 reason: format!("`{}` is not a whole number from 1 to {}", raw.trim(), u32::MAX),

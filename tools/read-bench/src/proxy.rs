@@ -131,7 +131,11 @@ impl CountingProxy {
     }
 
     pub fn snapshot(&self) -> Counts {
-        self.inner.counts.lock().expect("counts").clone()
+        self.inner
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -176,7 +180,11 @@ async fn try_forward(inner: &Inner, request: Request) -> anyhow::Result<Response
     let headers = answer.headers().clone();
     let bytes: Bytes = answer.bytes().await?;
     if let Some(op) = op {
-        inner.counts.lock().expect("counts").add(&op, &bytes);
+        inner
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .add(&op, &bytes);
     }
     let mut response = Response::builder().status(status);
     for (name, value) in &headers {

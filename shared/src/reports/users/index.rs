@@ -11,7 +11,10 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{ActivityState, SortField, SortKey, UserQuery};
+use super::{
+    ActivityState, QueryError, SortField, SortKey, UserPage, UserQuery, UserRow, activity_state, cursor_after, matches,
+    position_after, row,
+};
 use crate::ids::TenantId;
 use crate::license::{ActivitySignal, UserLicense, active_since};
 use crate::storage::dynamo::{UserIndexPage, UserIndexPosition, UserIndexRange};
@@ -254,6 +257,62 @@ impl IndexList {
             items_read,
         })
     }
+}
+
+/// Why an indexed page could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Store(#[from] crate::storage::StoreError),
+}
+
+/// One page of `query` read from the user indexes (see the module documentation), `None` when no index holds the
+/// query's users in its order (the caller answers it in memory). `total` gives the summary's
+/// count the plan names; `None` (no summary yet) also leaves the query to the in-memory list.
+pub async fn indexed_page(
+    reader: &dyn IndexReader,
+    tenant: &TenantId,
+    query: &UserQuery,
+    inactive_days: u16,
+    signal: ActivitySignal,
+    total: impl FnOnce(CountFrom) -> Option<usize>,
+    now: DateTime<Utc>,
+) -> Result<Option<(UserPage, u64)>, ListError> {
+    let Some(plan) = plan(query, signal, inactive_days, now) else {
+        return Ok(None);
+    };
+    let Some(total) = total(plan.count) else {
+        return Ok(None);
+    };
+    let after = position_after(&query.binding(tenant, signal), query)?;
+    let keep = |u: &UserLicense| {
+        let state = activity_state(u, inactive_days, now);
+        matches(query, u, state, signal, inactive_days, now)
+    };
+    let list = IndexList::page(reader, tenant, &plan, query, after.as_ref(), keep).await?;
+    let rows: Vec<UserRow> = list
+        .users
+        .into_iter()
+        .map(|u| {
+            let state = activity_state(&u, inactive_days, now);
+            row(u, state, signal)
+        })
+        .collect();
+    let next_cursor = list
+        .more
+        .then(|| rows.last().map(|r| cursor_after(tenant, query, signal, r)))
+        .flatten();
+    Ok(Some((
+        UserPage {
+            users: rows,
+            activity_signal: signal,
+            total,
+            next_cursor,
+        },
+        list.items_read,
+    )))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 mod csv;
 pub mod index;
+pub use index::{ListError, indexed_page};
 mod query;
 
 pub use csv::{CSV_HEADER, MAX_CSV_BYTES, csv_cell, to_csv};
@@ -225,6 +226,22 @@ fn decode_cursor(binding: &str, cursor: &str) -> Option<SortKey> {
     bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), body.h.as_bytes())).then_some(body.k)
 }
 
+/// The list position `query`'s cursor names (`None` without one), or why it is refused.
+fn position_after(binding: &str, query: &UserQuery) -> Result<Option<SortKey>, QueryError> {
+    query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            decode_cursor(binding, c).ok_or_else(|| {
+                invalid(
+                    "cursor",
+                    "`cursor` is not valid for this query: it is garbled, edited, or from another query; start again without it",
+                )
+            })
+        })
+        .transpose()
+}
+
 /// One page of `users` for `query`, with `inactive_days` resolved (the query's or the tenant's)
 /// and the tenant's activity `signal`.
 pub fn page(
@@ -236,15 +253,7 @@ pub fn page(
     now: DateTime<Utc>,
 ) -> Result<UserPage, QueryError> {
     let binding = query.binding(tenant, signal);
-    let after = match &query.cursor {
-        None => None,
-        Some(c) => Some(decode_cursor(&binding, c).ok_or_else(|| {
-            invalid(
-                "cursor",
-                "`cursor` is not valid for this query: it is garbled, edited, or from another query; start again without it",
-            )
-        })?),
-    };
+    let after = position_after(&binding, query)?;
     let mut rows: Vec<(SortKey, UserLicense, ActivityState)> = users
         .into_iter()
         .filter_map(|u| {
@@ -281,81 +290,6 @@ pub fn page(
         total,
         next_cursor,
     })
-}
-
-/// Why an indexed page could not be answered.
-#[derive(Debug, thiserror::Error)]
-pub enum ListError {
-    #[error(transparent)]
-    Query(#[from] QueryError),
-    #[error(transparent)]
-    Store(#[from] crate::storage::StoreError),
-}
-
-/// One page of `query` read from the user indexes (see [`index`]), `None` when no index holds the
-/// query's users in its order (the caller answers it in memory). `total` gives the summary's
-/// count the plan names; `None` (no summary yet) also leaves the query to the in-memory list.
-pub async fn indexed_page(
-    reader: &dyn index::IndexReader,
-    tenant: &TenantId,
-    query: &UserQuery,
-    inactive_days: u16,
-    signal: ActivitySignal,
-    total: impl FnOnce(index::CountFrom) -> Option<usize>,
-    now: DateTime<Utc>,
-) -> Result<Option<(UserPage, u64)>, ListError> {
-    let Some(plan) = index::plan(query, signal, inactive_days, now) else {
-        return Ok(None);
-    };
-    let Some(total) = total(plan.count) else {
-        return Ok(None);
-    };
-    let binding = query.binding(tenant, signal);
-    let after = match &query.cursor {
-        None => None,
-        Some(c) => Some(decode_cursor(&binding, c).ok_or_else(|| {
-            invalid(
-                "cursor",
-                "`cursor` is not valid for this query: it is garbled, edited, or from another query; start again without it",
-            )
-        })?),
-    };
-    let keep = |u: &UserLicense| {
-        let state = activity_state(u, inactive_days, now);
-        matches(query, u, state, signal, inactive_days, now)
-    };
-    let list = index::IndexList::page(reader, tenant, &plan, query, after.as_ref(), keep).await?;
-    let rows: Vec<UserRow> = list
-        .users
-        .into_iter()
-        .map(|u| {
-            let state = activity_state(&u, inactive_days, now);
-            row(u, state, signal)
-        })
-        .collect();
-    let next_cursor = if list.more {
-        rows.last().map(|r| {
-            let key = sort_key(
-                query.sort,
-                r.sort_activity,
-                r.login.as_deref(),
-                r.name.as_deref(),
-                &r.box_user_id,
-            );
-            encode_cursor(&binding, key)
-        })
-    } else {
-        None
-    };
-    Ok(Some((
-        UserPage {
-            users: rows,
-            activity_signal: signal,
-            total,
-            next_cursor,
-        },
-        list.items_read,
-    )))
 }
 
 /// The cursor that continues after `row` of a page answered with `signal` (for a CSV body cut

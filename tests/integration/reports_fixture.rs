@@ -160,10 +160,21 @@ impl Reports {
         tb
     }
 
-    /// Writes users directly (no sync).
+    /// Writes users directly (no sync), and the license summary a sync would leave for every
+    /// stored user (the lists' totals come from it).
     pub async fn put_users(&self, tenant_name: &str, users: &[UserLicense]) {
-        let written = self.table.put_users(&tenant(tenant_name), users).await.unwrap();
+        let t = tenant(tenant_name);
+        let written = self.table.put_users(&t, users).await.unwrap();
         assert_eq!(written, users.len());
+        let all = self.table.load_users(&t).await.unwrap();
+        let summary = seatsync::sync::engine::summarize(
+            all.values(),
+            seatsync::connection::ActivitySource::BoxEvents,
+            "box".into(),
+            None,
+            Utc::now(),
+        );
+        self.table.put_summary(&t, &summary).await.unwrap();
     }
 
     /// Every message on the queue (received and deleted).

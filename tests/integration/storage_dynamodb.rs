@@ -82,7 +82,7 @@ async fn table_is_created_with_the_key_schema_of_schema_rs() {
     wanted.extend(
         USER_INDEXES
             .iter()
-            .map(|(name, sort)| (*name, user_index_key_schema(sort))),
+            .map(|(name, partition, sort)| (*name, user_index_key_schema(partition, sort))),
     );
     assert_eq!(gsis.len(), wanted.len(), "gsi1 and the user GSIs");
     for (name, schema) in wanted {

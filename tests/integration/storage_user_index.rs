@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use proptest::prelude::*;
-use seatsync::boxapi::UserStatus;
+use seatsync::boxapi::{Role, UserStatus};
 use seatsync::ids::{BoxUserId, TenantId};
 use seatsync::license::{Activity, ActivityOrigin, ActivitySignal, UserKind, UserLicense, active_since};
 use seatsync::storage::schema::{
-    ACTIVITY_NEVER, ACTIVITY_SEEN, UserSegment, activity_seen_prefix, tenant_pk, text_key_prefix, user_sk, users_upk,
+    ACTIVITY_NEVER, ACTIVITY_SEEN, UserSegment, activity_seen_prefix, tenant_pk, text_key_prefix, user_sk, users_rpk,
+    users_upk,
 };
 use seatsync::storage::user_index::{UserIndex, user_index};
 use seatsync::storage::{Table, UserIndexPosition, UserIndexRange, VersionedOutcome};
@@ -300,6 +301,78 @@ async fn a_changed_user_moves_between_segments_and_ranges() {
     assert_eq!(
         ids_in(&table, UserIndex::Any, &seat, UserIndexRange::All).await,
         ["6", "5"]
+    );
+}
+
+#[tokio::test]
+async fn admins_are_in_the_role_index_only_while_they_are_admins() {
+    let aws = TestAws::new().await;
+    let table = aws.table();
+    let tenant = acme();
+    let admins = users_rpk(&tenant, "admin");
+    let coadmins = users_rpk(&tenant, "coadmin");
+    let mut a = user(7, Some("Boss@acme.test".into()), None, Activity::Never, Activity::Never);
+    a.role = Some(Role::Admin);
+    let mut c = user(
+        8,
+        Some("deputy@acme.test".into()),
+        None,
+        Activity::Never,
+        Activity::Never,
+    );
+    c.role = Some(Role::Coadmin);
+    let mut u = user(
+        9,
+        Some("staff@acme.test".into()),
+        None,
+        Activity::Never,
+        Activity::Never,
+    );
+    u.role = Some(Role::User);
+    table.put_users(&tenant, &[a.clone(), c.clone(), u]).await.unwrap();
+    assert_eq!(
+        ids_in(&table, UserIndex::Role, &admins, UserIndexRange::All).await,
+        ["7"]
+    );
+    assert_eq!(
+        ids_in(&table, UserIndex::Role, &coadmins, UserIndexRange::All).await,
+        ["8"]
+    );
+
+    // Demoted by the sync's path, promoted by the actions' path: each write moves the entry.
+    a.role = Some(Role::User);
+    table.put_users(&tenant, &[a]).await.unwrap();
+    assert!(
+        ids_in(&table, UserIndex::Role, &admins, UserIndexRange::All)
+            .await
+            .is_empty()
+    );
+    let read = table
+        .get_user_versioned(&tenant, &c.box_user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut promoted = read.item.clone();
+    promoted.role = Some(Role::Admin);
+    table
+        .put_user_versioned(&tenant, &promoted, Some(read.version))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids_in(&table, UserIndex::Role, &admins, UserIndexRange::All).await,
+        ["8"]
+    );
+    assert!(
+        ids_in(&table, UserIndex::Role, &coadmins, UserIndexRange::All)
+            .await
+            .is_empty()
+    );
+    // Another tenant's role partition holds none of them.
+    let other = users_rpk(&TenantId::parse("globex").unwrap(), "admin");
+    assert!(
+        ids_in(&table, UserIndex::Role, &other, UserIndexRange::All)
+            .await
+            .is_empty()
     );
 }
 

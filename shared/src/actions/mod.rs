@@ -32,7 +32,6 @@ use crate::license::ActivitySignal;
 use crate::license::UserLicense;
 use crate::settings::{SettingsStore, TenantSettings};
 use crate::storage::Table;
-use crate::sync::LicenseStore;
 use crate::tokens::TokenProvider;
 
 pub use failure::Fault;
@@ -324,20 +323,20 @@ impl ActionsService {
         match selection {
             Selection::Ids(ids) => Ok((ids.iter().map(|id| (id.clone(), None)).collect(), 0)),
             Selection::InactiveDays(days) => {
-                let users = LicenseStore::load_users(&self.table, tenant)
-                    .await
-                    .map_err(|e| ActionsError::Internal(e.into()))?;
-                let mut chosen: Vec<UserLicense> = users
-                    .into_values()
-                    .filter(|u| rails::selected_as_inactive(u, signal, *days, now))
-                    .collect();
-                // The longest idle first (never active before anyone), so a capped run takes the clearest cases.
-                chosen.sort_by(|a, b| {
-                    let idle = |u: &UserLicense| u.signals().by_signal(signal).at();
-                    idle(a).cmp(&idle(b)).then_with(|| a.box_user_id.cmp(&b.box_user_id))
-                });
-                let more = chosen.len().saturating_sub(MAX_BULK_USERS);
-                chosen.truncate(MAX_BULK_USERS);
+                // The longest idle first (never active before anyone), so a capped run takes the
+                // clearest cases; read from the activity index, as the inactive list is.
+                let days = u16::try_from(*days).unwrap_or(u16::MAX);
+                let (chosen, more) = crate::reports::users::index::oldest_inactive(
+                    &self.table,
+                    tenant,
+                    signal,
+                    days,
+                    MAX_BULK_USERS as u32,
+                    now,
+                    |u| rails::selected_as_inactive(u, signal, u32::from(days), now),
+                )
+                .await
+                .map_err(|e| ActionsError::Internal(e.into()))?;
                 let targets = chosen.into_iter().map(|u| (u.box_user_id.clone(), Some(u))).collect();
                 Ok((targets, more))
             }

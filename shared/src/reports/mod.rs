@@ -293,44 +293,33 @@ impl ReportsService {
         })
     }
 
-    /// A page of the tenant's users: from the user indexes where one holds the query's users in
-    /// order (a page reads what it holds), else from every stored user, filtered and sorted in
-    /// memory (see [`users`]).
+    /// A page of the tenant's users, read from the user indexes: a page reads what it holds, not
+    /// the tenant (see [`users::index`]).
     #[tracing::instrument(skip(self, query), fields(tenant = %tenant))]
     pub async fn users(&self, tenant: &TenantId, query: &UserQuery) -> Result<UserPage, ReportsError> {
         let settings = self.settings.get(tenant).await?;
         let inactive_days = query.inactive_days.unwrap_or(settings.inactivity_threshold_days);
         let signal = settings.activity_signal;
-        // A bad cursor is refused before the tenant's users are read.
-        if query.cursor.is_some() {
-            users::page(tenant, query, inactive_days, signal, Vec::new(), Utc::now())
-                .map_err(|e| invalid(e.field, e.detail))?;
-        }
         let now = Utc::now();
-        let summary = self.store.get_summary(tenant).await?;
-        let total = |count: users::index::CountFrom| {
-            let summary = summary.as_ref()?;
-            let h = &summary.histogram;
-            Some(match count {
-                users::index::CountFrom::Deactivated => summary.deactivated as usize,
-                users::index::CountFrom::Never => h.never as usize,
-                users::index::CountFrom::Inactive(signal, days) => {
-                    h.inactive_by(signal.effective(summary.content_activity), i64::from(days), now) as usize
-                }
-            })
+        let counted = users::index::plan(query, signal, inactive_days, now).counted();
+        // The summary only where it gives the total.
+        let summary = if counted {
+            self.store.get_summary(tenant).await?
+        } else {
+            None
         };
-        match users::indexed_page(&self.table, tenant, query, inactive_days, signal, total, now).await {
-            Ok(Some((page, items_read))) => {
-                tracing::debug!(items_read, users = page.users.len(), "users page from the index");
-                return Ok(page);
+        match users::indexed_page(&self.table, tenant, query, inactive_days, signal, summary.as_ref(), now).await {
+            Ok((page, items_read)) => {
+                tracing::debug!(items_read, users = page.users.len(), "users page");
+                Ok(page)
             }
-            Ok(None) => {}
-            Err(users::ListError::Query(e)) => return Err(invalid(e.field, e.detail)),
-            Err(users::ListError::Store(e)) => return Err(e.into()),
+            Err(users::ListError::Query(e)) => Err(invalid(e.field, e.detail)),
+            Err(users::ListError::Store(StoreError::InvalidCursor)) => Err(invalid(
+                "cursor",
+                "`cursor` is not valid for this query: it is garbled, edited, or from another query; start again without it",
+            )),
+            Err(users::ListError::Store(e)) => Err(e.into()),
         }
-        let all = self.store.load_users(tenant).await?;
-        users::page(tenant, query, inactive_days, signal, all.into_values(), now)
-            .map_err(|e| invalid(e.field, e.detail))
     }
 
     /// The tenant's audit trail, newest first.

@@ -40,20 +40,25 @@
 //! | `users_by_content_at`   | `USERS#<t>#<segment>`           | `k_content`   | activity key of the last content use    |
 //! | `users_by_loginname`    | `USERS#<t>#<segment>`           | `k_loginname` | `lowercase(login) SEP id`               |
 //! | `users_by_name`         | `USERS#<t>#<segment>`           | `k_name`      | `lowercase(name) SEP id`                |
+//! | `users_by_role`         | `rpk` = `USERS#<t>#role:<role>` | `k_loginname` | admins and co-admins only (sparse)      |
 //!
 //! Segments: `seat` (holds a seat, not deactivated), `deactivated` (holds a seat, deactivated),
 //! `removed` (gone from Box), `other` (app and external users). Activity key: `0 SEP id` never,
 //! `1 SEP id` no data, `2<UTC %Y-%m-%dT%H:%M:%S%.6fZ> SEP id` seen; `SEP` is `\u{1}`, below every
 //! printable character, so ascending key order is the in-memory sort order (value, then id).
 //!
-//! Why: the GSIs are sparse (only user items carry `upk`) and keyed per tenant and segment, so a
-//! list page reads only its own users, and the sort key *is* the list's order. Time-dependent
-//! states are key ranges against a cutoff, never stored state: inactive 90 days by signal S is
-//! `upk = USERS#<t>#seat` with `k_S` in `["0", "0" SEP max)` (never), then `["2", "2" <cutoff>)`;
-//! never is `begins_with "0"`; deactivated is `upk = USERS#<t>#deactivated`; search is
-//! `begins_with(lowercase prefix)` on `k_loginname` / `k_name`. An unchanged re-sync writes no
-//! item, so no index entry; a changed user rewrites only its own item, and DynamoDB moves its
-//! index entries (between segments and ranges) itself.
+//! Why: the GSIs are sparse (only user items carry `upk`, only admins `rpk`) and keyed per tenant
+//! and segment, so a list page reads only its own users, and the sort key *is* the list's order.
+//! Time-dependent states are key ranges against a cutoff, never stored state: inactive 90 days by
+//! signal S is `upk = USERS#<t>#seat` with `k_S` `begins_with "0"` (never), then `BETWEEN "2" AND
+//! "2"<cutoff day>`; working or login-only by the strongest signal is `k_any >= "2"<cutoff day>`;
+//! never is `begins_with "0"`; deactivated is `upk = USERS#<t>#deactivated`. A list over several
+//! segments (no state filter: seat, deactivated and other) merges their partitions by key, each
+//! read a part of the page at a time. A search merges `begins_with(lowercase prefix)` on
+//! `k_loginname` and on `k_name`, each user once, at the first of its matching texts. Admins and
+//! co-admins are few: their list reads the role partition and pages it in memory. An unchanged
+//! re-sync writes no item, so no index entry; a changed user rewrites only its own item, and
+//! DynamoDB moves its index entries (between segments and ranges) itself.
 
 use crate::ids::TenantId;
 
@@ -99,20 +104,26 @@ pub const USERS_BY_CONTENT_AT: &str = "users_by_content_at";
 pub const USERS_BY_LOGINNAME: &str = "users_by_loginname";
 /// Users by lowercase name.
 pub const USERS_BY_NAME: &str = "users_by_name";
-/// Every user GSI as `(index name, sort key attribute)`; each is keyed by [`USERS_UPK`] and projects all.
-pub const USER_INDEXES: [(&str, &str); 5] = [
-    (USERS_BY_ANY, K_ANY),
-    (USERS_BY_LOGIN_AT, K_LOGIN),
-    (USERS_BY_CONTENT_AT, K_CONTENT),
-    (USERS_BY_LOGINNAME, K_LOGINNAME),
-    (USERS_BY_NAME, K_NAME),
+/// Partition key of [`USERS_BY_ROLE`]: `USERS#<tenant>#role:<admin|coadmin>`, only on the items
+/// of admins and co-admins (sparse).
+pub const USERS_RPK: &str = "rpk";
+/// Admins and co-admins by role, then lowercase login.
+pub const USERS_BY_ROLE: &str = "users_by_role";
+/// Every user GSI as `(index name, partition key attribute, sort key attribute)`; each projects all.
+pub const USER_INDEXES: [(&str, &str, &str); 6] = [
+    (USERS_BY_ANY, USERS_UPK, K_ANY),
+    (USERS_BY_LOGIN_AT, USERS_UPK, K_LOGIN),
+    (USERS_BY_CONTENT_AT, USERS_UPK, K_CONTENT),
+    (USERS_BY_LOGINNAME, USERS_UPK, K_LOGINNAME),
+    (USERS_BY_NAME, USERS_UPK, K_NAME),
+    (USERS_BY_ROLE, USERS_RPK, K_LOGINNAME),
 ];
-/// The key schema of the user GSI sorted by `sort` as `(attribute, key type)`.
-pub const fn user_index_key_schema(sort: &str) -> [(&str, &str); 2] {
-    [(USERS_UPK, "HASH"), (sort, "RANGE")]
+/// The key schema of a user GSI as `(attribute, key type)`.
+pub const fn user_index_key_schema<'a>(partition: &'a str, sort: &'a str) -> [(&'a str, &'a str); 2] {
+    [(partition, "HASH"), (sort, "RANGE")]
 }
 /// Every attribute the user indexes add to a user item (the adapter's, never the record's).
-pub const USER_INDEX_ATTRIBUTES: [&str; 6] = [USERS_UPK, K_ANY, K_LOGIN, K_CONTENT, K_LOGINNAME, K_NAME];
+pub const USER_INDEX_ATTRIBUTES: [&str; 7] = [USERS_UPK, K_ANY, K_LOGIN, K_CONTENT, K_LOGINNAME, K_NAME, USERS_RPK];
 /// Separates a sort key's value from the user id: below every printable character, so `ann` sorts
 /// before `ann lee` exactly as the tuple `(value, id)` does.
 pub const USER_INDEX_SEP: &str = "\u{1}";
@@ -152,6 +163,11 @@ impl UserSegment {
 /// Partition key of a user-index partition: `USERS#<tenant id>#<segment>`.
 pub fn users_upk(tenant: &TenantId, segment: UserSegment) -> String {
     format!("USERS#{}#{}", tenant.as_str(), segment.as_str())
+}
+
+/// Partition key of the role index for `role` (`admin` or `coadmin`): `USERS#<tenant id>#role:<role>`.
+pub fn users_rpk(tenant: &TenantId, role: &str) -> String {
+    format!("USERS#{}#role:{role}", tenant.as_str())
 }
 
 /// An activity key: `0 SEP id`, `1 SEP id` or `2<at> SEP id`.

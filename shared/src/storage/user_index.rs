@@ -2,15 +2,17 @@
 //! one pure function of the stored [`UserLicense`], added to the item by every user write, so an
 //! item and its index entries can never disagree.
 
+use crate::boxapi::Role;
 use crate::boxapi::UserStatus;
 use crate::ids::TenantId;
 use crate::license::{ActivitySignal, UserLicense};
 use crate::storage::schema::{
     K_ANY, K_CONTENT, K_LOGIN, K_LOGINNAME, K_NAME, USERS_BY_ANY, USERS_BY_CONTENT_AT, USERS_BY_LOGIN_AT,
-    USERS_BY_LOGINNAME, USERS_BY_NAME, USERS_UPK, UserSegment, activity_key, text_key, users_upk,
+    USERS_BY_LOGINNAME, USERS_BY_NAME, USERS_BY_ROLE, USERS_RPK, USERS_UPK, UserSegment, activity_key, text_key,
+    users_rpk, users_upk,
 };
 
-/// One of the five user GSIs (see [`USER_INDEXES`](crate::storage::schema::USER_INDEXES)).
+/// One of the six user GSIs (see [`USER_INDEXES`](crate::storage::schema::USER_INDEXES)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UserIndex {
     /// [`USERS_BY_ANY`]: strongest activity, oldest first.
@@ -23,6 +25,8 @@ pub enum UserIndex {
     LoginName,
     /// [`USERS_BY_NAME`]: lowercase name.
     Name,
+    /// [`USERS_BY_ROLE`]: admins and co-admins, by lowercase login.
+    Role,
 }
 
 impl UserIndex {
@@ -43,6 +47,15 @@ impl UserIndex {
             UserIndex::ContentAt => USERS_BY_CONTENT_AT,
             UserIndex::LoginName => USERS_BY_LOGINNAME,
             UserIndex::Name => USERS_BY_NAME,
+            UserIndex::Role => USERS_BY_ROLE,
+        }
+    }
+
+    /// The GSI's partition key attribute.
+    pub fn partition_attribute(self) -> &'static str {
+        match self {
+            UserIndex::Role => USERS_RPK,
+            _ => USERS_UPK,
         }
     }
 
@@ -52,7 +65,7 @@ impl UserIndex {
             UserIndex::Any => K_ANY,
             UserIndex::LoginAt => K_LOGIN,
             UserIndex::ContentAt => K_CONTENT,
-            UserIndex::LoginName => K_LOGINNAME,
+            UserIndex::LoginName | UserIndex::Role => K_LOGINNAME,
             UserIndex::Name => K_NAME,
         }
     }
@@ -63,7 +76,7 @@ impl UserIndex {
             UserIndex::Any => &keys.k_any,
             UserIndex::LoginAt => &keys.k_login,
             UserIndex::ContentAt => &keys.k_content,
-            UserIndex::LoginName => &keys.k_loginname,
+            UserIndex::LoginName | UserIndex::Role => &keys.k_loginname,
             UserIndex::Name => &keys.k_name,
         }
     }
@@ -79,19 +92,27 @@ pub struct UserIndexKeys {
     pub k_content: String,
     pub k_loginname: String,
     pub k_name: String,
+    /// `USERS#<tenant>#role:<role>` for admins and co-admins; absent (so not in the role index) otherwise.
+    pub rpk: Option<String>,
 }
 
 impl UserIndexKeys {
-    /// As `(attribute, value)` pairs, in the order of [`USER_INDEX_ATTRIBUTES`](super::schema::USER_INDEX_ATTRIBUTES).
-    pub fn attributes(&self) -> [(&'static str, &str); 6] {
-        [
-            (USERS_UPK, &self.upk),
+    /// As `(attribute, value)` pairs, in the order of [`USER_INDEX_ATTRIBUTES`](super::schema::USER_INDEX_ATTRIBUTES),
+    /// without `rpk` where the user has none. (Every user write replaces the whole item, so an
+    /// attribute left out here is gone from the item, and the user from that index.)
+    pub fn attributes(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![
+            (USERS_UPK, self.upk.as_str()),
             (K_ANY, &self.k_any),
             (K_LOGIN, &self.k_login),
             (K_CONTENT, &self.k_content),
             (K_LOGINNAME, &self.k_loginname),
             (K_NAME, &self.k_name),
-        ]
+        ];
+        if let Some(rpk) = &self.rpk {
+            out.push((USERS_RPK, rpk));
+        }
+        out
     }
 }
 
@@ -119,6 +140,11 @@ pub fn user_index(tenant: &TenantId, user: &UserLicense) -> UserIndexKeys {
         k_content: activity_key(&signals.by_signal(ActivitySignal::Content), id),
         k_loginname: text_key(user.login.as_deref(), id),
         k_name: text_key(user.name.as_deref(), id),
+        rpk: match user.role {
+            Some(Role::Admin) => Some(users_rpk(tenant, "admin")),
+            Some(Role::Coadmin) => Some(users_rpk(tenant, "coadmin")),
+            _ => None,
+        },
     }
 }
 
@@ -183,6 +209,15 @@ mod tests {
         assert_eq!(keys.k_name, format!("{USER_INDEX_SEP}7"));
         let no_data = user(8, None, None, Activity::NoData, Activity::NoData);
         assert_eq!(user_index(&tenant, &no_data).k_login, format!("1{USER_INDEX_SEP}8"));
+        assert_eq!(keys.rpk, None, "no role: not in the role index");
+        assert!(!keys.attributes().iter().any(|(name, _)| *name == USERS_RPK));
+        let mut admin = never.clone();
+        admin.role = Some(Role::Coadmin);
+        let keys = user_index(&tenant, &admin);
+        assert_eq!(keys.rpk.as_deref(), Some("USERS#acme#role:coadmin"));
+        assert!(keys.attributes().contains(&(USERS_RPK, "USERS#acme#role:coadmin")));
+        admin.role = Some(Role::User);
+        assert_eq!(user_index(&tenant, &admin).rpk, None);
     }
 
     #[test]

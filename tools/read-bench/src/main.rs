@@ -28,16 +28,18 @@ use seatsync_tests::lambda_api::{FakeRuntimeApi, http_api_event, start_function_
 use secrecy::SecretString;
 
 use proxy::CountingProxy;
-use report::{BenchReport, PageMeasure, QueryReport, Walk};
+use report::{BenchReport, PageMeasure, QueryReport, Side, Walk};
 
 const USAGE: &str = "usage: read-bench [--users N] [--pages N] [--full-walk | --no-full-walk]
-                  [--binary PATH] [--json PATH] [--seed N]
+                  [--binary PATH] [--before PATH] [--json PATH] [--seed N]
 
   --users N       users in the synced tenant, default 100000
   --pages N       pages of 100 measured per list query (following the cursor), default 50
   --full-walk     page through every user by cursor (default only when users ≤ 20000)
   --no-full-walk  skip it
   --binary PATH   the licenses-api binary, default target/release/licenses-api
+  --before PATH   also measure this licenses-api binary (e.g. built from the commit before the
+                  user indexes) on the same tenant first, and print before → after
   --json PATH     also write the results as JSON
   --seed N        simulator seed, default 42";
 
@@ -54,6 +56,7 @@ struct Cli {
     pages: u32,
     full_walk: Option<bool>,
     binary: PathBuf,
+    before: Option<PathBuf>,
     json: Option<PathBuf>,
     seed: u64,
 }
@@ -64,6 +67,7 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
         pages: 50,
         full_walk: None,
         binary: PathBuf::from("target/release/licenses-api"),
+        before: None,
         json: None,
         seed: 42,
     };
@@ -83,6 +87,7 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
                     "--users" => c.users = v.parse().map_err(|e| bad(&e))?,
                     "--pages" => c.pages = v.parse().map_err(|e| bad(&e))?,
                     "--binary" => c.binary = PathBuf::from(v),
+                    "--before" => c.before = Some(PathBuf::from(v)),
                     "--json" => c.json = Some(PathBuf::from(v)),
                     "--seed" => c.seed = v.parse().map_err(|e| bad(&e))?,
                     _ => bail!("unknown flag {flag}\n{USAGE}"),
@@ -184,15 +189,47 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         sync.users_listed, sync.events_read, sync.items_written
     );
 
-    // Serve: the release binary, its DynamoDB traffic through the counting proxy.
+    // Serve: each binary in turn, its DynamoDB traffic through the counting proxy.
     let proxy = CountingProxy::start(&aws.endpoint).await?;
-    let log = std::env::temp_dir().join("read-bench-licenses-api.log");
+    let mut sides = Vec::new();
+    let binaries = cli.before.iter().map(|b| ("before", b)).chain([("after", &cli.binary)]);
+    for (label, binary) in binaries {
+        sides.push(measure_side(cli, &aws, &proxy, label, binary).await?);
+    }
+    let report = BenchReport {
+        users: cli.users,
+        users_listed: sync.users_listed,
+        setup_secs,
+        page_size: PAGE_SIZE,
+        pages_asked: cli.pages,
+        sides,
+    };
+    println!("{}", report.tables());
+    if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Starts `binary` as licenses-api and measures every list query, the full walk and its peak RSS.
+async fn measure_side(
+    cli: &Cli,
+    aws: &TestAws,
+    proxy: &CountingProxy,
+    label: &str,
+    binary: &std::path::Path,
+) -> anyhow::Result<Side> {
+    anyhow::ensure!(binary.is_file(), "no licenses-api binary at {}", binary.display());
+    eprintln!("{label}: {}", binary.display());
+    let log = std::env::temp_dir().join(format!("read-bench-licenses-api-{label}.log"));
     let stderr = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    let binary = cli.binary.to_str().context("binary path")?;
+    let path = binary.to_str().context("binary path")?;
     let f = start_function_via_endpoint(
-        binary,
+        path,
         "licenses-api",
-        &aws,
+        aws,
         &proxy.url(),
         &[
             ("SYNC_QUEUE_URL", "http://127.0.0.1:9/000000000000/sync"),
@@ -204,7 +241,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     .await;
     let pid = f.child.id().context("the function's pid")?;
     let client = Client { api: f.api.clone() };
-    let warm = client.get("/settings", "", "application/json", &proxy).await?;
+    let warm = client.get("/settings", "", "application/json", proxy).await?;
     anyhow::ensure!(
         warm.status == 200,
         "warm-up GET /settings answered {} (log: {})",
@@ -223,46 +260,40 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         ("never logged in", "state=never", json),
         ("deactivated", "state=deactivated", json),
     ] {
-        queries.push(measure(&client, &proxy, name, query, accept, cli.pages).await?);
+        queries.push(measure(&client, proxy, name, query, accept, cli.pages).await?);
     }
     let prefix = queries[0].prefix.clone().unwrap_or_else(|| "a".into());
     let q = format!(
         "q={}",
         url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect::<String>()
     );
-    queries.push(measure(&client, &proxy, "search prefix", &q, json, cli.pages).await?);
-    queries.push(measure(&client, &proxy, "CSV export", "", "text/csv", cli.pages).await?);
+    queries.push(measure(&client, proxy, "search prefix", &q, json, cli.pages).await?);
+    queries.push(measure(&client, proxy, "CSV export", "", "text/csv", cli.pages).await?);
 
-    let walk_on = cli.full_walk.unwrap_or(cli.users <= WALK_DEFAULT_MAX_USERS);
+    // A whole-tenant read path (before) walks only small tenants: each of its pages reads them all.
+    let small = cli.users <= WALK_DEFAULT_MAX_USERS;
+    let walk_on = if label == "before" {
+        small && cli.full_walk != Some(false)
+    } else {
+        cli.full_walk.unwrap_or(small)
+    };
     let walk = if walk_on {
-        Ok(full_walk(&client, &proxy, cli.users).await?)
+        full_walk(&client, proxy, cli.users).await?
     } else {
         Err(format!(
-            "skipped: {} users > {WALK_DEFAULT_MAX_USERS} without --full-walk (today each of ~{} pages reads the whole tenant)",
-            cli.users,
-            cli.users.div_ceil(u64::from(PAGE_SIZE))
+            "skipped: {} users > {WALK_DEFAULT_MAX_USERS}, or --no-full-walk",
+            cli.users
         ))
     };
     let peak_rss_kib = vm_hwm_kib(pid)?;
     drop(f);
-
-    let report = BenchReport {
-        users: cli.users,
-        users_listed: sync.users_listed,
-        setup_secs,
-        page_size: PAGE_SIZE,
-        pages_asked: cli.pages,
+    Ok(Side {
+        label: label.into(),
+        binary: binary.display().to_string(),
         queries,
         walk,
         peak_rss_kib,
-    };
-    println!("{}", report.table());
-    if let Some(path) = &cli.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("results written to {}", path.display());
-    }
-    Ok(())
+    })
 }
 
 /// The set-up's store: the table with generous timeouts. moto, on a shared 2-core machine, can take
@@ -381,12 +412,24 @@ async fn measure(
             eprintln!("  {name}: HTTP 400: {}", String::from_utf8_lossy(&a.body));
             break;
         }
-        anyhow::ensure!(
-            a.status == 200,
-            "{name}: HTTP {} to {q}: {}",
-            a.status,
-            String::from_utf8_lossy(&a.body)
-        );
+        if a.status != 200 {
+            // Recorded (with what it read) and not followed: e.g. a whole-tenant read timing out.
+            eprintln!(
+                "  {name}: HTTP {} to {q}: {}",
+                a.status,
+                String::from_utf8_lossy(&a.body)
+            );
+            measured.push(PageMeasure {
+                status: a.status,
+                rows: 0,
+                wall_ms: a.wall.as_secs_f64() * 1000.0,
+                items_read: a.dynamo.items_read,
+                calls: a.dynamo.calls,
+                answer_bytes: a.body.len() as u64,
+                dynamo_ops: a.dynamo.ops,
+            });
+            break;
+        }
         let rows = rows_in(&a.body, accept);
         if prefix.is_none() {
             prefix = first_name_prefix(&a.body);
@@ -401,6 +444,7 @@ async fn measure(
             a.wall.as_secs_f64() * 1000.0
         );
         measured.push(PageMeasure {
+            status: a.status,
             rows,
             wall_ms: a.wall.as_secs_f64() * 1000.0,
             items_read: a.dynamo.items_read,
@@ -442,7 +486,7 @@ fn first_name_prefix(body: &[u8]) -> Option<String> {
 }
 
 /// Every user by cursor, `PAGE_SIZE` a page; bounded by the pages the users need, plus slack.
-async fn full_walk(client: &Client, proxy: &CountingProxy, users: u64) -> anyhow::Result<Walk> {
+async fn full_walk(client: &Client, proxy: &CountingProxy, users: u64) -> anyhow::Result<Result<Walk, String>> {
     let bound = (users + users / 5).div_ceil(u64::from(PAGE_SIZE)) + 10;
     eprintln!("full walk: every user by cursor, at most {bound} pages…");
     let base = with_limit("");
@@ -452,7 +496,14 @@ async fn full_walk(client: &Client, proxy: &CountingProxy, users: u64) -> anyhow
     while let Some(q) = next.take() {
         anyhow::ensure!(pages < bound, "the full walk did not end within {bound} pages");
         let a = client.get("/licenses/users", &q, "application/json", proxy).await?;
-        anyhow::ensure!(a.status == 200, "full walk: HTTP {}", a.status);
+        if a.status != 200 {
+            return Ok(Err(format!(
+                "stopped: page {} answered HTTP {} after {} items read",
+                pages + 1,
+                a.status,
+                items + a.dynamo.items_read
+            )));
+        }
         pages += 1;
         rows += rows_in(&a.body, "application/json");
         items += a.dynamo.items_read;
@@ -462,13 +513,13 @@ async fn full_walk(client: &Client, proxy: &CountingProxy, users: u64) -> anyhow
             eprintln!("  {pages} pages, {rows} rows, {items} items read");
         }
     }
-    Ok(Walk {
+    Ok(Ok(Walk {
         pages,
         rows,
         items_read: items,
         calls,
         wall_secs: t.elapsed().as_secs_f64(),
-    })
+    }))
 }
 
 /// The process's peak resident set (VmHWM), KiB.

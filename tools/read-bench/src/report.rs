@@ -15,6 +15,8 @@ pub const PEAK_RSS_TARGET_MIB: f64 = 64.0;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PageMeasure {
+    /// The answer's HTTP status (a page after a failed one is not asked).
+    pub status: u16,
     pub rows: u64,
     pub wall_ms: f64,
     pub items_read: u64,
@@ -45,6 +47,18 @@ pub struct Walk {
     pub wall_secs: f64,
 }
 
+/// What one licenses-api binary measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    /// `before` or `after`.
+    pub label: String,
+    pub binary: String,
+    pub queries: Vec<QueryReport>,
+    /// `Err`: why it was skipped or stopped.
+    pub walk: Result<Walk, String>,
+    pub peak_rss_kib: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub users: u64,
@@ -52,10 +66,8 @@ pub struct BenchReport {
     pub setup_secs: f64,
     pub page_size: u32,
     pub pages_asked: u32,
-    pub queries: Vec<QueryReport>,
-    /// `Err`: why it was skipped.
-    pub walk: Result<Walk, String>,
-    pub peak_rss_kib: u64,
+    /// One per binary measured, on the same tenant, one after the other.
+    pub sides: Vec<Side>,
 }
 
 struct Row {
@@ -92,7 +104,7 @@ fn column(pages: &[PageMeasure], f: fn(&PageMeasure) -> f64) -> Vec<f64> {
 }
 
 impl BenchReport {
-    fn rows(&self) -> Vec<Row> {
+    fn rows(&self, side: &Side) -> Vec<Row> {
         let items_target = ITEMS_PER_PAGE_FACTOR * f64::from(self.page_size);
         let mut rows = vec![row(
             "set-up: one tenant synced from the Box simulator into moto (not measured)",
@@ -104,7 +116,8 @@ impl BenchReport {
             "",
             None,
         )];
-        for q in &self.queries {
+        rows.push(row(format!("binary ({})", side.label), side.binary.clone(), "", None));
+        for q in &side.queries {
             let title = format!("`{}` ({}, {})", q.query, q.name, q.accept);
             if q.pages.is_empty() {
                 rows.push(row(title, format!("not supported (HTTP {})", q.first_status), "", None));
@@ -116,11 +129,21 @@ impl BenchReport {
             let wall = column(p, |m| m.wall_ms);
             let bytes = column(p, |m| m.answer_bytes as f64);
             let worst = max(&items).unwrap_or(0.0);
+            let failed = p.iter().find(|m| m.status != 200);
             rows.push(row(
                 title,
-                format!("{} of {} pages measured", p.len(), self.pages_asked),
+                match failed {
+                    None => format!("{} of {} pages measured", p.len(), self.pages_asked),
+                    Some(f) => format!(
+                        "{} of {} pages measured; page {} answered HTTP {} (counted below)",
+                        p.len(),
+                        self.pages_asked,
+                        p.len(),
+                        f.status
+                    ),
+                },
                 "",
-                None,
+                failed.map(|_| false),
             ));
             rows.push(row(
                 "  DynamoDB items read per page, mean / max",
@@ -155,7 +178,7 @@ impl BenchReport {
                 None,
             ));
         }
-        match &self.walk {
+        match &side.walk {
             Ok(w) => {
                 let ratio = w.items_read as f64 / w.rows.max(1) as f64;
                 rows.push(row(
@@ -179,7 +202,7 @@ impl BenchReport {
                 None,
             )),
         }
-        let mib = self.peak_rss_kib as f64 / 1024.0;
+        let mib = side.peak_rss_kib as f64 / 1024.0;
         rows.push(row(
             "licenses-api peak RSS (VmHWM)",
             format!("{mib:.1} MiB"),
@@ -189,10 +212,24 @@ impl BenchReport {
         rows
     }
 
-    pub fn table(&self) -> String {
+    /// One table per side, then the before → after comparison when there are two.
+    pub fn tables(&self) -> String {
+        let mut out = String::new();
+        for side in &self.sides {
+            out.push_str(&format!("\n{}:\n\n", side.label.to_uppercase()));
+            out.push_str(&self.table(side));
+        }
+        if let [before, after] = self.sides.as_slice() {
+            out.push_str("\nBEFORE → AFTER:\n\n");
+            out.push_str(&comparison(before, after, self.users_listed));
+        }
+        out
+    }
+
+    fn table(&self, side: &Side) -> String {
         let header = ["measure".to_string(), "value".into(), "target".into(), "result".into()];
         let cells: Vec<[String; 4]> = self
-            .rows()
+            .rows(side)
             .into_iter()
             .map(|r| {
                 [
@@ -207,8 +244,74 @@ impl BenchReport {
                 ]
             })
             .collect();
+        markdown(header, &cells)
+    }
+}
+
+/// Per query: items read per page (mean), wall p50 and p95; the walk's items per user; peak RSS.
+fn comparison(before: &Side, after: &Side, users: u64) -> String {
+    let summary = |q: &QueryReport| -> [String; 3] {
+        if q.pages.is_empty() {
+            return [format!("HTTP {}", q.first_status), "—".into(), "—".into()];
+        }
+        let items = column(&q.pages, |m| m.items_read as f64);
+        let wall = column(&q.pages, |m| m.wall_ms);
+        let failed = q.pages.iter().find(|m| m.status != 200).map(|m| m.status);
+        let mut items = thousands(mean(&items).unwrap_or(0.0).round() as u64);
+        if let Some(status) = failed {
+            items.push_str(&format!(" (HTTP {status})"));
+        }
+        [
+            items,
+            format!("{:.0} ms", percentile(&wall, 50.0).unwrap_or(0.0)),
+            format!("{:.0} ms", percentile(&wall, 95.0).unwrap_or(0.0)),
+        ]
+    };
+    let mut cells = Vec::new();
+    for q in &after.queries {
+        let b = before.queries.iter().find(|x| x.name == q.name);
+        let a = summary(q);
+        let b = b.map(summary).unwrap_or_else(|| ["—".into(), "—".into(), "—".into()]);
+        cells.push([
+            q.name.clone(),
+            format!("{} → {}", b[0], a[0]),
+            format!("{} → {}", b[1], a[1]),
+            format!("{} → {}", b[2], a[2]),
+        ]);
+    }
+    let walk = |w: &Result<Walk, String>| match w {
+        Ok(w) => format!("{:.2}", w.items_read as f64 / w.rows.max(1) as f64),
+        Err(_) => "not run".into(),
+    };
+    cells.push([
+        format!("full walk: items read ÷ users ({})", thousands(users)),
+        format!("{} → {}", walk(&before.walk), walk(&after.walk)),
+        String::new(),
+        String::new(),
+    ]);
+    let mib = |s: &Side| format!("{:.1} MiB", s.peak_rss_kib as f64 / 1024.0);
+    cells.push([
+        "licenses-api peak RSS".into(),
+        format!("{} → {}", mib(before), mib(after)),
+        String::new(),
+        String::new(),
+    ]);
+    markdown(
+        [
+            "list (page of 100)".into(),
+            "DynamoDB items read per page, mean".into(),
+            "wall p50".into(),
+            "wall p95".into(),
+        ],
+        &cells,
+    )
+}
+
+/// An aligned Markdown table.
+fn markdown(header: [String; 4], cells: &[[String; 4]]) -> String {
+    {
         let mut widths = header.clone().map(|h| h.chars().count());
-        for line in &cells {
+        for line in cells {
             for (w, c) in widths.iter_mut().zip(line) {
                 *w = (*w).max(c.chars().count());
             }
@@ -231,7 +334,7 @@ impl BenchReport {
             out.push('|');
         }
         out.push('\n');
-        for line in &cells {
+        for line in cells {
             out.push_str(&fmt_line(line));
         }
         out

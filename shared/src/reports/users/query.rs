@@ -73,7 +73,12 @@ pub struct UserParams {
     pub order: Option<Order>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+    /// A login or name prefix, any case.
+    pub q: Option<String>,
 }
+
+/// The longest search prefix accepted, in characters.
+pub const MAX_SEARCH_CHARS: usize = 100;
 
 /// A validated `GET /licenses/users` query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +92,9 @@ pub struct UserQuery {
     pub descending: bool,
     pub limit: u32,
     pub cursor: Option<String>,
+    /// `q`, as the text keys write it (lowercase, without control characters): users whose login
+    /// or name starts with it, in the order of the matching text (see [`super::sort_key`]).
+    pub search: Option<String>,
 }
 
 /// Why a query was refused; names the parameter.
@@ -138,6 +146,26 @@ impl UserQuery {
         {
             return Err(invalid("cursor", "`cursor` is not a cursor this API issued"));
         }
+        let search = match params.q {
+            None => None,
+            Some(q) => {
+                let prefix = crate::storage::schema::text_key_prefix(&q);
+                if prefix.is_empty() || q.chars().count() > MAX_SEARCH_CHARS {
+                    return Err(invalid(
+                        "q",
+                        format!("`q` must be 1 to {MAX_SEARCH_CHARS} characters of a login or name"),
+                    ));
+                }
+                if params.sort.is_some() || params.order.is_some() {
+                    return Err(invalid(
+                        "q",
+                        "a search (`q`) lists its matches in alphabetical order of the matching login or name; \
+                         leave out `sort` and `order`",
+                    ));
+                }
+                Some(prefix)
+            }
+        };
         Ok(UserQuery {
             state: params.state,
             inactive_days: params.inactive_days,
@@ -147,6 +175,7 @@ impl UserQuery {
             descending: params.order == Some(Order::Desc),
             limit,
             cursor: params.cursor,
+            search,
         })
     }
 
@@ -165,8 +194,15 @@ impl UserQuery {
         if let Some(kind) = self.kind {
             out.append_pair("kind", kind_str(kind));
         }
-        out.append_pair("sort", self.sort.as_str());
-        out.append_pair("order", if self.descending { "desc" } else { "asc" });
+        match &self.search {
+            Some(q) => {
+                out.append_pair("q", q);
+            }
+            None => {
+                out.append_pair("sort", self.sort.as_str());
+                out.append_pair("order", if self.descending { "desc" } else { "asc" });
+            }
+        }
         out.append_pair("limit", &self.limit.to_string());
         out.append_pair("cursor", cursor);
         out.finish()
@@ -177,7 +213,7 @@ impl UserQuery {
     /// the page size or the format).
     pub(super) fn binding(&self, tenant: &TenantId, signal: ActivitySignal) -> String {
         format!(
-            "{}\0{}\0{}\0{}\0{}\0{}\0{}\0{}",
+            "{}\0{}\0{}\0{}\0{}\0{}\0{}\0{}\0{}",
             tenant.as_str(),
             signal.as_str(),
             self.state.map_or("", ActivityState::as_str),
@@ -186,6 +222,7 @@ impl UserQuery {
             self.kind.map_or("", kind_str),
             self.sort.as_str(),
             self.descending,
+            self.search.as_deref().map_or(String::new(), |q| format!("q={q}")),
         )
     }
 }
@@ -226,12 +263,30 @@ mod tests {
             ("cursor=", "cursor"),
             ("limit=1&limit=2", "limit"),
             ("tenant=other", "query"),
+            ("q=", "q"),
+            ("q=%07", "q"),
+            ("q=ann&sort=login", "q"),
+            ("q=ann&order=desc", "q"),
         ] {
             assert_eq!(query(raw, false).unwrap_err(), field, "{raw}");
         }
         assert_eq!(query("limit=10000", true).unwrap().limit, 10_000);
         assert_eq!(query("", false).unwrap().limit, DEFAULT_JSON_LIMIT);
         assert_eq!(query("", true).unwrap().limit, MAX_CSV_LIMIT);
+        assert_eq!(query(&format!("q={}", "a".repeat(101)), false).unwrap_err(), "q");
+    }
+
+    #[test]
+    fn a_search_is_kept_as_the_text_keys_write_it_and_binds_the_cursor() {
+        let q = query("q=Ann%20L&state=inactive", false).unwrap();
+        assert_eq!(q.search.as_deref(), Some("ann l"));
+        assert_eq!(q.next_query("c"), "state=inactive&q=ann+l&limit=100&cursor=c");
+        let tenant = TenantId::parse("t").unwrap();
+        let other = query("q=ann&state=inactive", false).unwrap();
+        assert_ne!(
+            q.binding(&tenant, ActivitySignal::Any),
+            other.binding(&tenant, ActivitySignal::Any)
+        );
     }
 
     #[test]

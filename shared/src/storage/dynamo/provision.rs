@@ -19,7 +19,7 @@ use crate::storage::schema::{
 
 impl Table {
     /// Creates the table exactly as [`schema`](super::schema) describes it (on-demand billing, string
-    /// keys, GSI `gsi1` and the five user GSIs projecting all attributes, TTL on [`TTL_ATTRIBUTE`]) and waits until it is
+    /// keys, GSI `gsi1` and the six user GSIs projecting all attributes, TTL on [`TTL_ATTRIBUTE`]) and waits until it is
     /// active. For tests and the local demo; production tables come from the template.
     #[tracing::instrument(skip(client), fields(table = %name))]
     pub async fn create(client: Client, name: &str) -> Result<Self, StoreError> {
@@ -41,11 +41,11 @@ impl Table {
             .build()
             .context("building the GSI definition")?;
         let mut gsis = vec![gsi];
-        for (index, sort) in USER_INDEXES {
+        for (index, partition, sort) in USER_INDEXES {
             gsis.push(
                 GlobalSecondaryIndex::builder()
                     .index_name(index)
-                    .set_key_schema(Some(key_schema(&user_index_key_schema(sort))?))
+                    .set_key_schema(Some(key_schema(&user_index_key_schema(partition, sort))?))
                     .projection(Projection::builder().projection_type(ProjectionType::All).build())
                     .build()
                     .context("building a user GSI definition")?,

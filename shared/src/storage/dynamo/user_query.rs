@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use super::codec::{Item, decode, string};
 use super::{StoreError, Table, sdk_error};
 use crate::license::UserLicense;
-use crate::storage::schema::{PK, SK, SK_USER_PREFIX, USERS_UPK};
+use crate::storage::schema::{PK, SK, SK_USER_PREFIX};
 use crate::storage::user_index::UserIndex;
 
 /// Which part of a partition a query reads, by the index's sort key.
@@ -28,6 +28,7 @@ pub enum UserIndexRange {
 pub struct UserIndexPosition {
     pub pk: String,
     pub sk: String,
+    /// The index's partition key (`upk`, or `rpk` in the role index).
     pub upk: String,
     /// The index's sort key of the last user.
     pub sort_key: String,
@@ -74,7 +75,7 @@ impl Table {
             .limit(super::basics::page_size(limit))
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .set_exclusive_start_key(start)
-            .expression_attribute_names("#u", USERS_UPK)
+            .expression_attribute_names("#u", index.partition_attribute())
             .expression_attribute_values(":u", string(upk));
         query = match range {
             UserIndexRange::All => query.key_condition_expression("#u = :u"),
@@ -105,7 +106,7 @@ impl Table {
 
 /// The `ExclusiveStartKey` after `position`, which must be a user of this partition.
 fn start_key(index: UserIndex, upk: &str, position: &UserIndexPosition) -> Result<Item, StoreError> {
-    // upk = USERS#<tenant>#<segment>; the position must name the same partition and a user item
+    // upk = USERS#<tenant>#<segment> (or #role:<role>); the position must name the same partition and a user item
     // of the same tenant, so a position can never reach another tenant's or segment's items.
     let tenant = upk
         .strip_prefix("USERS#")
@@ -118,7 +119,7 @@ fn start_key(index: UserIndex, upk: &str, position: &UserIndexPosition) -> Resul
     Ok(Item::from([
         (PK.to_owned(), string(&position.pk)),
         (SK.to_owned(), string(&position.sk)),
-        (USERS_UPK.to_owned(), string(&position.upk)),
+        (index.partition_attribute().to_owned(), string(&position.upk)),
         (index.sort_attribute().to_owned(), string(&position.sort_key)),
     ]))
 }
@@ -131,7 +132,7 @@ fn position_of(index: UserIndex, item: &Item) -> Result<UserIndexPosition, Store
     Ok(UserIndexPosition {
         pk: text(PK)?,
         sk: text(SK)?,
-        upk: text(USERS_UPK)?,
+        upk: text(index.partition_attribute())?,
         sort_key: text(index.sort_attribute())?,
     })
 }

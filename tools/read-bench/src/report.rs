@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use num_format::{Locale, ToFormattedString};
 use serde::Serialize;
 
 use crate::stats::{max, mean, percentile};
@@ -88,15 +89,7 @@ fn row(measure: impl Into<String>, value: impl Into<String>, target: &str, verdi
 
 /// 1234567 → "1,234,567".
 pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    n.to_formatted_string(&Locale::en)
 }
 
 fn column(pages: &[PageMeasure], f: fn(&PageMeasure) -> f64) -> Vec<f64> {
@@ -309,41 +302,87 @@ fn comparison(before: &Side, after: &Side, users: u64) -> String {
 
 /// An aligned Markdown table.
 fn markdown(header: [String; 4], cells: &[[String; 4]]) -> String {
-    {
-        let mut widths = header.clone().map(|h| h.chars().count());
-        for line in cells {
-            for (w, c) in widths.iter_mut().zip(line) {
-                *w = (*w).max(c.chars().count());
-            }
-        }
-        let fmt_line = |line: &[String; 4]| {
-            let mut s = String::from("|");
-            for (c, w) in line.iter().zip(widths) {
-                s.push(' ');
-                s.push_str(c);
-                s.push_str(&" ".repeat(w - c.chars().count()));
-                s.push_str(" |");
-            }
-            s.push('\n');
-            s
-        };
-        let mut out = fmt_line(&header);
-        out.push('|');
-        for w in widths {
-            out.push_str(&"-".repeat(w + 2));
-            out.push('|');
-        }
-        out.push('\n');
-        for line in cells {
-            out.push_str(&fmt_line(line));
-        }
-        out
+    let mut table = tabled::builder::Builder::default();
+    table.push_record(header);
+    for line in cells {
+        table.push_record(line.clone());
     }
+    format!("{}\n", table.build().with(tabled::settings::Style::markdown()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn page(status: u16, items_read: u64, wall_ms: f64) -> PageMeasure {
+        PageMeasure {
+            status,
+            rows: if status == 200 { 100 } else { 0 },
+            wall_ms,
+            items_read,
+            calls: 3,
+            answer_bytes: 1000,
+            dynamo_ops: BTreeMap::new(),
+        }
+    }
+
+    fn side(label: &str, pages: Vec<PageMeasure>, walk: Result<Walk, String>) -> Side {
+        Side {
+            label: label.into(),
+            binary: format!("/bin/{label}"),
+            queries: vec![QueryReport {
+                name: "never logged in".into(),
+                query: "state=never&limit=100".into(),
+                accept: "application/json".into(),
+                first_status: pages.first().map_or(400, |p| p.status),
+                pages,
+                prefix: None,
+            }],
+            walk,
+            peak_rss_kib: 30 * 1024,
+        }
+    }
+
+    #[test]
+    fn before_and_after_are_judged_and_compared_query_by_query() {
+        let report = BenchReport {
+            users: 3000,
+            users_listed: 3120,
+            setup_secs: 20.0,
+            page_size: 100,
+            pages_asked: 2,
+            sides: vec![
+                side(
+                    "before",
+                    vec![page(200, 3120, 7000.0), page(500, 3120, 5000.0)],
+                    Err("skipped".into()),
+                ),
+                side(
+                    "after",
+                    vec![page(200, 102, 300.0), page(200, 104, 500.0)],
+                    Ok(Walk {
+                        pages: 32,
+                        rows: 3120,
+                        items_read: 3300,
+                        calls: 100,
+                        wall_secs: 10.0,
+                    }),
+                ),
+            ],
+        };
+        let out = report.tables();
+        assert!(out.contains("BEFORE:") && out.contains("AFTER:"), "{out}");
+        // Before: a failed page is counted and fails the row; items per page over 200 fail.
+        assert!(out.contains("page 2 answered HTTP 500"), "{out}");
+        assert!(out.contains("| 3,120 / 3,120 "), "{out}");
+        // The comparison: mean items, p50, walk, RSS.
+        assert!(out.contains("3,120 (HTTP 500) → 103"), "{out}");
+        assert!(out.contains("not run → 1.06"), "{out}");
+        assert!(out.contains("30.0 MiB → 30.0 MiB"), "{out}");
+        let after = report.table(&report.sides[1]);
+        assert!(!after.contains("FAIL"), "{after}");
+        assert_eq!(after.matches("PASS").count(), 3, "{after}");
+    }
 
     #[test]
     fn thousands_separators() {

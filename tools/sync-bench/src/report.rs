@@ -1,5 +1,6 @@
 //! What a scenario measured, against the targets, as an aligned (Markdown) table.
 
+use num_format::{Locale, ToFormattedString};
 use serde::Serialize;
 
 use crate::sim::{SimCounters, SimSummary};
@@ -103,15 +104,7 @@ fn row(measure: &str, first: String, resync: String, target: &str, verdict: Opti
 
 /// 1234567 → "1,234,567".
 pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    n.to_formatted_string(&Locale::en)
 }
 
 fn mib(kib: u64) -> f64 {
@@ -382,23 +375,6 @@ impl ScenarioReport {
                 ]
             })
             .collect();
-        let mut widths = header.clone().map(|h| h.chars().count());
-        for line in &cells {
-            for (w, c) in widths.iter_mut().zip(line) {
-                *w = (*w).max(c.chars().count());
-            }
-        }
-        let fmt_line = |line: &[String; 5]| {
-            let mut s = String::from("|");
-            for (c, w) in line.iter().zip(widths) {
-                s.push(' ');
-                s.push_str(c);
-                s.push_str(&" ".repeat(w - c.chars().count()));
-                s.push_str(" |");
-            }
-            s.push('\n');
-            s
-        };
         let mut out = format!(
             "Scenario {} ({}): {} users listed ({} managed incl. {} app users; {} external, not listable), {} LOGIN and {} content events over {} days, {} ms latency, {} slices, budget {}/min{}\n\n",
             self.scenario,
@@ -419,17 +395,13 @@ impl ScenarioReport {
                 " (peak RSS could not be reset: it includes earlier scenarios)"
             },
         );
-        out.push_str(&fmt_line(&header));
-        let mut rule = String::from("|");
-        for w in widths {
-            rule.push_str(&"-".repeat(w + 2));
-            rule.push('|');
+        let mut table = tabled::builder::Builder::default();
+        table.push_record(header);
+        for line in cells {
+            table.push_record(line);
         }
-        rule.push('\n');
-        out.push_str(&rule);
-        for line in &cells {
-            out.push_str(&fmt_line(line));
-        }
+        out.push_str(&table.build().with(tabled::settings::Style::markdown()).to_string());
+        out.push('\n');
         out
     }
 }

@@ -289,3 +289,59 @@ fn lists_equal_the_whole_tenant_list(queries: &[&str]) {
         .unwrap();
     assert_eq!(checked.into_inner(), CASES as usize * queries.len());
 }
+
+/// A search whose matches are mostly not in the state asked for ends its pages at the query bound;
+/// each page must continue where the last one stopped reading, also in the name index, where a
+/// user matching by login too was already listed at its login (review scenario: the cursor was
+/// the user's list position, behind the entry read last, and paging went back and forth).
+#[tokio::test]
+async fn a_search_cut_short_by_its_query_bound_continues_where_it_stopped_reading() {
+    let r = Reports::new().await;
+    let now = Utc::now();
+    let users: Vec<UserLicense> = (0..600u32)
+        .map(|i| {
+            // The last three never active; the rest active yesterday. Each matches `a` by its
+            // login and its name.
+            let active = if i >= 597 {
+                Activity::Never
+            } else {
+                activity(Some(Some(1)), ActivityOrigin::BoxLogin)
+            };
+            UserLicense {
+                box_user_id: BoxUserId::parse(&(1000 + i).to_string()).unwrap(),
+                login: Some(format!("a{i:04}@example.com")),
+                name: Some(format!("Azure {i}")),
+                status: UserStatus::Active,
+                role: Some(Role::User),
+                kind: UserKind::Managed,
+                created_at: None,
+                owns_content: false,
+                login_activity: active,
+                content_activity: Activity::Never,
+                first_seen_at: now - Duration::days(400),
+                last_seen_at: now,
+                removed_at: None,
+            }
+        })
+        .collect();
+    r.put_users(TENANT, &users).await;
+    let mut got = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(pages <= 200, "paging did not end: {got:?}");
+        let q = match &cursor {
+            None => "q=a&state=never&limit=2".to_owned(),
+            Some(c) => format!("q=a&state=never&limit=2&cursor={c}"),
+        };
+        let body = r.get_json(TENANT, "/licenses/users", &q).await;
+        got.extend(ids(&body));
+        cursor = body["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(got, ["1597", "1598", "1599"]);
+    assert!(pages > 3, "the query bound cut pages short ({pages} pages)");
+}

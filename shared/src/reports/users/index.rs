@@ -210,17 +210,23 @@ impl IndexList {
                 })
                 .map(|(i, _)| i);
             let Some(i) = next else { break };
-            let Some((_, user)) = readings[i].buffer.pop_front() else {
+            let Some((key, user)) = readings[i].buffer.pop_front() else {
                 break;
             };
             readings[i].taken += 1;
-            last = Some(sort_key(
-                query,
-                user.signals().by_signal(signal),
-                user.login.as_deref(),
-                user.name.as_deref(),
-                &user.box_user_id,
-            ));
+            // Where reading stopped is this entry's key. (A search pops a user matching by both
+            // texts twice, once per index: the user's list position, its first text, can be
+            // behind the second entry.)
+            last = Some(match &query.search {
+                Some(_) => text_position(&key),
+                None => sort_key(
+                    query,
+                    user.signals().by_signal(signal),
+                    user.login.as_deref(),
+                    user.name.as_deref(),
+                    &user.box_user_id,
+                ),
+            });
             if owns(query, readings[i].index, &user) && keep(&user) {
                 out.push(user);
             }
@@ -252,6 +258,12 @@ impl IndexList {
             items_read,
         })
     }
+}
+
+/// The list position of a text index key (`text SEP id`).
+fn text_position(key: &str) -> SortKey {
+    let (text, id) = key.rsplit_once(USER_INDEX_SEP).unwrap_or((key, ""));
+    SortKey(0, text.to_owned(), id.to_owned())
 }
 
 /// How many users to read from one stream, with `remaining` users still wanted for the page:

@@ -433,3 +433,83 @@ async fn an_incremental_pass_during_an_unfinished_full_sync_keeps_its_progress()
         (SyncOutcome::Succeeded, first.run_id, 2)
     );
 }
+
+/// A tenant synced before the user indexes existed: its user items lack the index attributes, so
+/// no list could find them (DynamoDB indexes no item without its keys), and its summary names no
+/// index version. One full sync rewrites every user; the next unchanged one writes at most 3 items.
+#[tokio::test]
+async fn users_stored_before_the_user_indexes_are_rewritten_once_by_the_next_full_sync() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use seatsync::storage::UserIndexRange;
+    use seatsync::storage::schema::{USER_INDEX_ATTRIBUTES, UserSegment, tenant_pk, user_sk, users_upk};
+    use seatsync::storage::user_index::{USER_INDEX_VERSION, UserIndex};
+
+    let (aws, tb) = tokio::join!(TestAws::new(), TestBox::start(enterprise(300)));
+    let table = aws.table();
+    let syncer = syncer(&tb, Arc::new(aws.table()), options());
+    syncer.sync(&plan(SyncKind::Full)).await.unwrap();
+    let seat = users_upk(&tenant(), UserSegment::Seat);
+    let indexed = |table: seatsync::storage::Table| {
+        let seat = seat.clone();
+        async move {
+            let mut n = 0;
+            let mut start = None;
+            for _ in 0..100 {
+                let page = table
+                    .query_user_index(UserIndex::Any, &seat, &UserIndexRange::All, true, start.as_ref(), 1000)
+                    .await
+                    .unwrap();
+                n += page.users.len();
+                if !page.more {
+                    break;
+                }
+                start = page.last;
+            }
+            n
+        }
+    };
+    let seat_users = indexed(table.clone()).await;
+    assert!(seat_users > 200, "{seat_users} seat holders indexed");
+
+    // The store as the code before the indexes left it.
+    let client = aws_sdk_dynamodb::Client::new(&aws.sdk);
+    let users = table.load_users(&tenant()).await.unwrap();
+    let remove = format!(
+        "REMOVE {}",
+        (0..USER_INDEX_ATTRIBUTES.len())
+            .map(|i| format!("#a{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for id in users.keys() {
+        let mut update = client
+            .update_item()
+            .table_name(&aws.table_name)
+            .key("pk", AttributeValue::S(tenant_pk(&tenant())))
+            .key("sk", AttributeValue::S(user_sk(id)))
+            .update_expression(&remove);
+        for (i, name) in USER_INDEX_ATTRIBUTES.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#a{i}"), *name);
+        }
+        update.send().await.unwrap();
+    }
+    let mut summary = table.get_summary(&tenant()).await.unwrap().unwrap();
+    summary.user_index_version = 0;
+    table.put_summary(&tenant(), &summary).await.unwrap();
+    assert_eq!(indexed(table.clone()).await, 0, "no list finds them");
+
+    let upgrade = syncer.sync(&plan(SyncKind::Full)).await.unwrap();
+    assert_eq!(upgrade.outcome, SyncOutcome::Succeeded);
+    assert!(
+        upgrade.items_written >= users.len() as u64,
+        "every user rewritten: {} items for {} users",
+        upgrade.items_written,
+        users.len()
+    );
+    assert_eq!(indexed(table.clone()).await, seat_users);
+    let summary = table.get_summary(&tenant()).await.unwrap().unwrap();
+    assert_eq!(summary.user_index_version, USER_INDEX_VERSION);
+
+    let again = syncer.sync(&plan(SyncKind::Full)).await.unwrap();
+    assert!(again.items_written <= 3, "{} items written", again.items_written);
+}

@@ -250,7 +250,7 @@ impl ActionsService {
         options: Options,
     ) -> Result<SingleOutcome, ActionsError> {
         let ctx = self.context(call, &options).await?;
-        let (result, delta) = self.act(&ctx, &user, &action, None).await?;
+        let (result, delta) = self.act(&ctx, &user, &action).await?;
         if let Err(e) = self.apply_summary(&call.tenant, &delta).await {
             tracing::error!(error = %e, "the change is done but the summary could not be adjusted");
         }
@@ -276,11 +276,13 @@ impl ActionsService {
         let ctx = &ctx;
         let results: Vec<Result<(UserResult, SummaryDelta), ActionsError>> =
             futures::StreamExt::collect(futures::StreamExt::buffered(
-                futures::stream::iter(targets.into_iter().map(|(id, preloaded)| async move {
+                futures::stream::iter(targets.into_iter().map(|(id, listed)| async move {
                     if started.elapsed() > BULK_TIME_BUDGET {
-                        return Ok(self.not_attempted(ctx, &id, preloaded.as_ref()).await);
+                        return Ok(self.not_attempted(ctx, &id, listed.as_ref()).await);
                     }
-                    self.act(ctx, &id, &Action::Deactivate, preloaded).await
+                    // Judged by a strongly consistent read of the user, never by the index
+                    // copy that selected them (a GSI can lag a sync that just saw them active).
+                    self.act(ctx, &id, &Action::Deactivate).await
                 })),
                 BULK_CONCURRENCY,
             ))
@@ -312,7 +314,8 @@ impl ActionsService {
         })
     }
 
-    /// The users a bulk request is about, each with its stored state when already loaded.
+    /// The users a bulk request is about, each with the copy that selected it, if any (for the
+    /// record of a user not attempted; the change itself reads the user again).
     async fn select(
         &self,
         tenant: &TenantId,

@@ -24,15 +24,12 @@ impl ActionsService {
         ctx: &Context<'_>,
         user: &BoxUserId,
         action: &Action,
-        preloaded: Option<UserLicense>,
     ) -> Result<(UserResult, SummaryDelta), ActionsError> {
         let tenant = &ctx.call.tenant;
-        let stored = match preloaded {
-            Some(u) => Some(u),
-            None => LicenseStore::get_user(&self.table, tenant, user)
-                .await
-                .map_err(|e| ActionsError::Internal(e.into()))?,
-        };
+        // Strongly consistent: the rails judge the user's latest stored activity.
+        let stored = LicenseStore::get_user(&self.table, tenant, user)
+            .await
+            .map_err(|e| ActionsError::Internal(e.into()))?;
         let transfer_target = match action {
             Action::Delete { transfer_to: Some(to) } => LicenseStore::get_user(&self.table, tenant, to)
                 .await

@@ -178,6 +178,7 @@ mod tests {
             external_users: 0,
             content_owners: 0,
             histogram: Default::default(),
+            user_index_version: crate::storage::user_index::USER_INDEX_VERSION,
         }
     }
 

@@ -184,6 +184,11 @@ pub struct LicenseSummary {
     pub content_owners: u32,
     /// Last activity of active-status seat holders, by day.
     pub histogram: ActivityHistogram,
+    /// The [`USER_INDEX_VERSION`](crate::storage::user_index::USER_INDEX_VERSION) of every stored
+    /// user's index attributes (0 in summaries from before the user indexes): a full sync
+    /// rewrites every user while it is older.
+    #[serde(default)]
+    pub user_index_version: u32,
 }
 
 fn complete() -> bool {

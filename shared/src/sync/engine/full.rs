@@ -6,6 +6,7 @@
 //! history), then the older part, which only moves dates that were unknown or older.
 
 use super::*;
+use crate::storage::user_index::USER_INDEX_VERSION;
 
 impl Syncer {
     pub(super) async fn full(
@@ -69,7 +70,14 @@ impl Syncer {
         //    leaves the stored map, so what remains after a complete listing is who is gone, and
         //    the summary is counted on the way (one copy of the users in memory, not two). Users
         //    listed by earlier invocations of the run are counted from their stored state.
-        let summary_version = self.store.get_summary_versioned(tenant).await?.map(|s| s.version);
+        let stored_summary = self.store.get_summary_versioned(tenant).await?;
+        let summary_version = stored_summary.as_ref().map(|s| s.version);
+        // Users stored under older index attributes are rewritten, changed or not (once: the
+        // summary this sync writes names the current version).
+        let reindex = stored_summary.is_some_and(|s| s.item.user_index_version < USER_INDEX_VERSION);
+        if reindex {
+            tracing::info!("user index attributes are older than this version: every user is rewritten once");
+        }
         let mut stored = self.store.load_users(tenant).await?;
         let provider = sso.as_ref().map_or_else(|| "box".to_owned(), |s| s.provider.clone());
         let mut summary = summarize(
@@ -139,7 +147,7 @@ impl Syncer {
                     let next = UserLicense::from_box(id, &user, kind, seen, previous.as_ref(), now);
                     count_user(&mut summary, &next, 1);
                     listed.push(user.id);
-                    if previous.is_none_or(|old| !old.same_state(&next)) {
+                    if reindex || previous.is_none_or(|old| !old.same_state(&next)) {
                         pending.push(next);
                         if pending.len() >= self.options.write_chunk {
                             tally.items_written += self.store.put_users(tenant, &pending).await? as u64;
@@ -229,7 +237,14 @@ impl Syncer {
                 .pause(tenant, client, checkpoint, progress, Some(&observed), tally)
                 .await;
         }
-        let summary_version = self.store.get_summary_versioned(tenant).await?.map(|s| s.version);
+        let stored_summary = self.store.get_summary_versioned(tenant).await?;
+        let summary_version = stored_summary.as_ref().map(|s| s.version);
+        // Users stored under older index attributes are rewritten, changed or not (once: the
+        // summary this sync writes names the current version).
+        let reindex = stored_summary.is_some_and(|s| s.item.user_index_version < USER_INDEX_VERSION);
+        if reindex {
+            tracing::info!("user index attributes are older than this version: every user is rewritten once");
+        }
         let mut users = self.store.load_users(tenant).await?;
         let mut ids: Vec<&String> = observed.keys().collect();
         ids.sort_unstable();

@@ -401,6 +401,7 @@ pub fn summarize<'a>(
         external_users: 0,
         content_owners: 0,
         histogram: ActivityHistogram::default(),
+        user_index_version: crate::storage::user_index::USER_INDEX_VERSION,
     };
     for user in users {
         count_user(&mut summary, user, 1);

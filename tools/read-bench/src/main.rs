@@ -31,7 +31,8 @@ use proxy::CountingProxy;
 use report::{BenchReport, PageMeasure, QueryReport, Side, Walk};
 
 const USAGE: &str = "usage: read-bench [--users N] [--pages N] [--full-walk | --no-full-walk]
-                  [--binary PATH] [--before PATH] [--json PATH] [--seed N]
+                  [--binary PATH] [--before PATH] [--before-pages N] [--before-secs S]
+                  [--json PATH] [--seed N]
 
   --users N       users in the synced tenant, default 100000
   --pages N       pages of 100 measured per list query (following the cursor), default 50
@@ -40,6 +41,9 @@ const USAGE: &str = "usage: read-bench [--users N] [--pages N] [--full-walk | --
   --binary PATH   the licenses-api binary, default target/release/licenses-api
   --before PATH   also measure this licenses-api binary (e.g. built from the commit before the
                   user indexes) on the same tenant first, and print before → after
+  --before-pages N  pages per list query for the before binary, default --pages
+  --before-secs S   start no further before query after S seconds (a whole-tenant read
+                    of 100,000 users on moto takes minutes a page), default unbounded
   --json PATH     also write the results as JSON
   --seed N        simulator seed, default 42";
 
@@ -57,6 +61,8 @@ struct Cli {
     full_walk: Option<bool>,
     binary: PathBuf,
     before: Option<PathBuf>,
+    before_pages: Option<u32>,
+    before_secs: Option<u64>,
     json: Option<PathBuf>,
     seed: u64,
 }
@@ -68,6 +74,8 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
         full_walk: None,
         binary: PathBuf::from("target/release/licenses-api"),
         before: None,
+        before_pages: None,
+        before_secs: None,
         json: None,
         seed: 42,
     };
@@ -88,6 +96,8 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
                     "--pages" => c.pages = v.parse().map_err(|e| bad(&e))?,
                     "--binary" => c.binary = PathBuf::from(v),
                     "--before" => c.before = Some(PathBuf::from(v)),
+                    "--before-pages" => c.before_pages = Some(v.parse().map_err(|e| bad(&e))?),
+                    "--before-secs" => c.before_secs = Some(v.parse().map_err(|e| bad(&e))?),
                     "--json" => c.json = Some(PathBuf::from(v)),
                     "--seed" => c.seed = v.parse().map_err(|e| bad(&e))?,
                     _ => bail!("unknown flag {flag}\n{USAGE}"),
@@ -249,30 +259,47 @@ async fn measure_side(
         log.display()
     );
 
+    let before = label == "before";
+    let pages = if before { cli.before_pages.unwrap_or(cli.pages) } else { cli.pages };
+    let budget = if before { cli.before_secs.map(Duration::from_secs) } else { None };
+    let started = Instant::now();
     let mut queries = Vec::new();
     let json = "application/json";
-    for (name, query, accept) in [
+    let lists = [
         (
             "inactive 90 days, oldest first",
-            "state=inactive&inactive_days=90",
+            "state=inactive&inactive_days=90".to_owned(),
             json,
         ),
-        ("never logged in", "state=never", json),
-        ("deactivated", "state=deactivated", json),
-    ] {
-        queries.push(measure(&client, proxy, name, query, accept, cli.pages).await?);
+        ("never logged in", "state=never".to_owned(), json),
+        ("deactivated", "state=deactivated".to_owned(), json),
+        ("search prefix", String::new(), json),
+        ("CSV export", String::new(), "text/csv"),
+    ];
+    for (name, query, accept) in lists {
+        if budget.is_some_and(|b| started.elapsed() > b) {
+            queries.push(QueryReport::skipped(name, "time budget (--before-secs) spent"));
+            continue;
+        }
+        let query = if name == "search prefix" {
+            // The first three letters of the first inactive user's name.
+            let prefix = queries
+                .first()
+                .and_then(|q: &QueryReport| q.prefix.clone())
+                .unwrap_or_else(|| "a".into());
+            format!(
+                "q={}",
+                url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect::<String>()
+            )
+        } else {
+            query
+        };
+        queries.push(measure(&client, proxy, name, &query, accept, pages).await?);
     }
-    let prefix = queries[0].prefix.clone().unwrap_or_else(|| "a".into());
-    let q = format!(
-        "q={}",
-        url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect::<String>()
-    );
-    queries.push(measure(&client, proxy, "search prefix", &q, json, cli.pages).await?);
-    queries.push(measure(&client, proxy, "CSV export", "", "text/csv", cli.pages).await?);
 
     // A whole-tenant read path (before) walks only small tenants: each of its pages reads them all.
     let small = cli.users <= WALK_DEFAULT_MAX_USERS;
-    let walk_on = if label == "before" {
+    let walk_on = if before {
         small && cli.full_walk != Some(false)
     } else {
         cli.full_walk.unwrap_or(small)
@@ -460,6 +487,7 @@ async fn measure(
         first_status: first_status.unwrap_or(0),
         pages: measured,
         prefix,
+        skipped: None,
     })
 }
 

@@ -37,6 +37,22 @@ pub struct QueryReport {
     /// The search prefix taken from this query's first row, if any.
     #[serde(skip)]
     pub prefix: Option<String>,
+    /// Why the query was not measured, if it was not.
+    pub skipped: Option<String>,
+}
+
+impl QueryReport {
+    pub fn skipped(name: &str, why: &str) -> Self {
+        QueryReport {
+            name: name.into(),
+            query: String::new(),
+            accept: String::new(),
+            first_status: 0,
+            pages: Vec::new(),
+            prefix: None,
+            skipped: Some(why.into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +128,10 @@ impl BenchReport {
         rows.push(row(format!("binary ({})", side.label), side.binary.clone(), "", None));
         for q in &side.queries {
             let title = format!("`{}` ({}, {})", q.query, q.name, q.accept);
+            if let Some(why) = &q.skipped {
+                rows.push(row(format!("{} (not measured)", q.name), why.clone(), "", None));
+                continue;
+            }
             if q.pages.is_empty() {
                 rows.push(row(title, format!("not supported (HTTP {})", q.first_status), "", None));
                 continue;
@@ -244,6 +264,9 @@ impl BenchReport {
 /// Per query: items read per page (mean), wall p50 and p95; the walk's items per user; peak RSS.
 fn comparison(before: &Side, after: &Side, users: u64) -> String {
     let summary = |q: &QueryReport| -> [String; 3] {
+        if q.skipped.is_some() {
+            return ["not measured".into(), "—".into(), "—".into()];
+        }
         if q.pages.is_empty() {
             return [format!("HTTP {}", q.first_status), "—".into(), "—".into()];
         }
@@ -337,6 +360,7 @@ mod tests {
                 first_status: pages.first().map_or(400, |p| p.status),
                 pages,
                 prefix: None,
+                skipped: None,
             }],
             walk,
             peak_rss_kib: 30 * 1024,

@@ -103,7 +103,7 @@ fn activity() -> impl Strategy<Value = Activity> {
 fn text() -> impl Strategy<Value = Option<String>> {
     // Printable text incl. non-ASCII and case pairs, prefixes of each other ("ann", "ann lee").
     prop::option::of(prop_oneof![
-        "[a-cA-C ]{0,4}",
+        "[a-cA-C ._-]{0,4}",
         "\\PC{0,6}",
         Just("Ann".to_string()),
         Just("ann lee".to_string()),
@@ -130,8 +130,10 @@ fn activity_tuple(activity: Activity, id: &str) -> (i64, String) {
     (n, id.to_owned())
 }
 
+/// As people read a login or name: any case, and `.`, `_`, `-` the same as a space.
 fn text_tuple(text: Option<&str>, id: &str) -> (String, String) {
-    (text.unwrap_or_default().to_lowercase(), id.to_owned())
+    let text = text.unwrap_or_default().replace(['.', '_', '-'], " ").to_lowercase();
+    (text, id.to_owned())
 }
 
 fn order_by<K: Ord>(users: &[UserLicense], key: impl Fn(&UserLicense) -> K) -> Vec<String> {

@@ -40,6 +40,7 @@
 //! | `users_by_content_at`   | `USERS#<t>#<segment>`           | `k_content`   | activity key of the last content use    |
 //! | `users_by_loginname`    | `USERS#<t>#<segment>`           | `k_loginname` | `lowercase(login) SEP id`               |
 //! | `users_by_name`         | `USERS#<t>#<segment>`           | `k_name`      | `lowercase(name) SEP id`                |
+//! | `users_by_name_search`  | `USERS#<t>#<segment>`           | `k_namesearch`| as `k_name`, where the login cannot stand in (sparse) |
 //! | `users_by_role`         | `rpk` = `USERS#<t>#role:<role>` | `k_loginname` | admins and co-admins only (sparse)      |
 //!
 //! Segments: `seat` (holds a seat, not deactivated), `deactivated` (holds a seat, deactivated),
@@ -54,8 +55,11 @@
 //! "2"<cutoff day>`; working or login-only by the strongest signal is `k_any >= "2"<cutoff day>`;
 //! never is `begins_with "0"`; deactivated is `upk = USERS#<t>#deactivated`. A list over several
 //! segments (no state filter: seat, deactivated and other) merges their partitions by key, each
-//! read a part of the page at a time. A search merges `begins_with(lowercase prefix)` on
-//! `k_loginname` and on `k_name`, each user once, at the first of its matching texts. Admins and
+//! read a part of the page at a time. A search merges `begins_with(prefix)` on `k_loginname` and
+//! on `k_namesearch`: a name that is a prefix of its login (`Michael Smith`,
+//! `michael.smith@…`, as text keys write them) finds nobody its login does not, so only the other
+//! names are in the search index, and a page reads about one entry per user it lists; a user is
+//! listed at their login where it matches, else at their name. Admins and
 //! co-admins are few: their list reads the role partition and pages it in memory. An unchanged
 //! re-sync writes no item, so no index entry; a changed user rewrites only its own item, and
 //! DynamoDB moves its index entries (between segments and ranges) itself.
@@ -94,6 +98,9 @@ pub const K_CONTENT: &str = "k_content";
 pub const K_LOGINNAME: &str = "k_loginname";
 /// Sort key of [`USERS_BY_NAME`]: lowercase name, [`USER_INDEX_SEP`], id.
 pub const K_NAME: &str = "k_name";
+/// Sort key of [`USERS_BY_NAME_SEARCH`]: as [`K_NAME`], only where the name finds the user by a
+/// prefix the login does not (see [`crate::storage::user_index::user_index`]).
+pub const K_NAMESEARCH: &str = "k_namesearch";
 /// Users by their strongest activity (the later of login and content), oldest first.
 pub const USERS_BY_ANY: &str = "users_by_any";
 /// Users by their last login, oldest first.
@@ -104,18 +111,22 @@ pub const USERS_BY_CONTENT_AT: &str = "users_by_content_at";
 pub const USERS_BY_LOGINNAME: &str = "users_by_loginname";
 /// Users by lowercase name.
 pub const USERS_BY_NAME: &str = "users_by_name";
+/// Users whose name finds them by a prefix their login does not (sparse): what a search reads
+/// beside [`USERS_BY_LOGINNAME`].
+pub const USERS_BY_NAME_SEARCH: &str = "users_by_name_search";
 /// Partition key of [`USERS_BY_ROLE`]: `USERS#<tenant>#role:<admin|coadmin>`, only on the items
 /// of admins and co-admins (sparse).
 pub const USERS_RPK: &str = "rpk";
 /// Admins and co-admins by role, then lowercase login.
 pub const USERS_BY_ROLE: &str = "users_by_role";
 /// Every user GSI as `(index name, partition key attribute, sort key attribute)`; each projects all.
-pub const USER_INDEXES: [(&str, &str, &str); 6] = [
+pub const USER_INDEXES: [(&str, &str, &str); 7] = [
     (USERS_BY_ANY, USERS_UPK, K_ANY),
     (USERS_BY_LOGIN_AT, USERS_UPK, K_LOGIN),
     (USERS_BY_CONTENT_AT, USERS_UPK, K_CONTENT),
     (USERS_BY_LOGINNAME, USERS_UPK, K_LOGINNAME),
     (USERS_BY_NAME, USERS_UPK, K_NAME),
+    (USERS_BY_NAME_SEARCH, USERS_UPK, K_NAMESEARCH),
     (USERS_BY_ROLE, USERS_RPK, K_LOGINNAME),
 ];
 /// The key schema of a user GSI as `(attribute, key type)`.
@@ -123,7 +134,16 @@ pub const fn user_index_key_schema<'a>(partition: &'a str, sort: &'a str) -> [(&
     [(partition, "HASH"), (sort, "RANGE")]
 }
 /// Every attribute the user indexes add to a user item (the adapter's, never the record's).
-pub const USER_INDEX_ATTRIBUTES: [&str; 7] = [USERS_UPK, K_ANY, K_LOGIN, K_CONTENT, K_LOGINNAME, K_NAME, USERS_RPK];
+pub const USER_INDEX_ATTRIBUTES: [&str; 8] = [
+    USERS_UPK,
+    K_ANY,
+    K_LOGIN,
+    K_CONTENT,
+    K_LOGINNAME,
+    K_NAME,
+    K_NAMESEARCH,
+    USERS_RPK,
+];
 /// Separates a sort key's value from the user id: below every printable character, so `ann` sorts
 /// before `ann lee` exactly as the tuple `(value, id)` does.
 pub const USER_INDEX_SEP: &str = "\u{1}";
@@ -195,9 +215,15 @@ pub fn text_key(text: Option<&str>, box_user_id: &str) -> String {
     )
 }
 
-/// How a text is written into a text sort key (and so how a search prefix must be written).
+/// How a text is written into a text sort key (and so how a search prefix must be written):
+/// lowercase, without control characters, and `.`, `_` and `-` written as a space, so that
+/// `Michael Smith` is a prefix of `michael.smith@example.com` as people read them.
 pub fn text_key_prefix(text: &str) -> String {
-    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if matches!(c, '.' | '_' | '-') { ' ' } else { c })
+        .collect();
     clean.to_lowercase()
 }
 

@@ -7,9 +7,9 @@ use crate::boxapi::UserStatus;
 use crate::ids::TenantId;
 use crate::license::{ActivitySignal, UserLicense};
 use crate::storage::schema::{
-    K_ANY, K_CONTENT, K_LOGIN, K_LOGINNAME, K_NAME, USERS_BY_ANY, USERS_BY_CONTENT_AT, USERS_BY_LOGIN_AT,
-    USERS_BY_LOGINNAME, USERS_BY_NAME, USERS_BY_ROLE, USERS_RPK, USERS_UPK, UserSegment, activity_key, text_key,
-    users_rpk, users_upk,
+    K_ANY, K_CONTENT, K_LOGIN, K_LOGINNAME, K_NAME, K_NAMESEARCH, USERS_BY_ANY, USERS_BY_CONTENT_AT, USERS_BY_LOGIN_AT,
+    USERS_BY_LOGINNAME, USERS_BY_NAME, USERS_BY_NAME_SEARCH, USERS_BY_ROLE, USERS_RPK, USERS_UPK, UserSegment,
+    activity_key, text_key, text_key_prefix, users_rpk, users_upk,
 };
 
 /// The version of the index attributes [`user_index`] writes. Bump it with any change to them:
@@ -31,6 +31,8 @@ pub enum UserIndex {
     LoginName,
     /// [`USERS_BY_NAME`]: lowercase name.
     Name,
+    /// [`USERS_BY_NAME_SEARCH`]: names a search reads (sparse).
+    NameSearch,
     /// [`USERS_BY_ROLE`]: admins and co-admins, by lowercase login.
     Role,
 }
@@ -53,6 +55,7 @@ impl UserIndex {
             UserIndex::ContentAt => USERS_BY_CONTENT_AT,
             UserIndex::LoginName => USERS_BY_LOGINNAME,
             UserIndex::Name => USERS_BY_NAME,
+            UserIndex::NameSearch => USERS_BY_NAME_SEARCH,
             UserIndex::Role => USERS_BY_ROLE,
         }
     }
@@ -73,6 +76,7 @@ impl UserIndex {
             UserIndex::ContentAt => K_CONTENT,
             UserIndex::LoginName | UserIndex::Role => K_LOGINNAME,
             UserIndex::Name => K_NAME,
+            UserIndex::NameSearch => K_NAMESEARCH,
         }
     }
 
@@ -84,6 +88,8 @@ impl UserIndex {
             UserIndex::ContentAt => &keys.k_content,
             UserIndex::LoginName | UserIndex::Role => &keys.k_loginname,
             UserIndex::Name => &keys.k_name,
+            // Read only from the index, where every entry has it.
+            UserIndex::NameSearch => keys.k_namesearch.as_deref().unwrap_or(&keys.k_name),
         }
     }
 }
@@ -98,6 +104,8 @@ pub struct UserIndexKeys {
     pub k_content: String,
     pub k_loginname: String,
     pub k_name: String,
+    /// `k_name`, where the name finds the user by a prefix the login does not; absent otherwise.
+    pub k_namesearch: Option<String>,
     /// `USERS#<tenant>#role:<role>` for admins and co-admins; absent (so not in the role index) otherwise.
     pub rpk: Option<String>,
 }
@@ -115,6 +123,9 @@ impl UserIndexKeys {
             (K_LOGINNAME, &self.k_loginname),
             (K_NAME, &self.k_name),
         ];
+        if let Some(k) = &self.k_namesearch {
+            out.push((K_NAMESEARCH, k));
+        }
         if let Some(rpk) = &self.rpk {
             out.push((USERS_RPK, rpk));
         }
@@ -135,6 +146,14 @@ pub fn user_segment(user: &UserLicense) -> UserSegment {
     }
 }
 
+/// Whether some search prefix finds the user by `name` and not by `login`: not when the name (as
+/// text keys write it) is empty or a prefix of the login, since every prefix of it then is one of
+/// the login too.
+pub fn name_adds_reach(login: Option<&str>, name: Option<&str>) -> bool {
+    let name = text_key_prefix(name.unwrap_or_default());
+    !name.is_empty() && !text_key_prefix(login.unwrap_or_default()).starts_with(&name)
+}
+
 /// The index attributes of `user`, a user of `tenant`.
 pub fn user_index(tenant: &TenantId, user: &UserLicense) -> UserIndexKeys {
     let id = user.box_user_id.as_str();
@@ -146,6 +165,8 @@ pub fn user_index(tenant: &TenantId, user: &UserLicense) -> UserIndexKeys {
         k_content: activity_key(&signals.by_signal(ActivitySignal::Content), id),
         k_loginname: text_key(user.login.as_deref(), id),
         k_name: text_key(user.name.as_deref(), id),
+        k_namesearch: name_adds_reach(user.login.as_deref(), user.name.as_deref())
+            .then(|| text_key(user.name.as_deref(), id)),
         rpk: match user.role {
             Some(Role::Admin) => Some(users_rpk(tenant, "admin")),
             Some(Role::Coadmin) => Some(users_rpk(tenant, "coadmin")),
@@ -203,7 +224,11 @@ mod tests {
         assert_eq!(keys.k_login, format!("22026-03-04T05:06:07.000089Z{USER_INDEX_SEP}42"));
         assert_eq!(keys.k_any, keys.k_login, "content unknown: the login says all");
         assert_eq!(keys.k_content, keys.k_login, "content unknown: the login stands in");
-        assert_eq!(keys.k_loginname, format!("ann.lee@example.com{USER_INDEX_SEP}42"));
+        assert_eq!(
+            keys.k_loginname,
+            format!("ann lee@example com{USER_INDEX_SEP}42"),
+            "lowercase, `.` as a space"
+        );
         assert_eq!(
             keys.k_name,
             format!("annlee{USER_INDEX_SEP}42"),
@@ -224,6 +249,35 @@ mod tests {
         assert!(keys.attributes().contains(&(USERS_RPK, "USERS#acme#role:coadmin")));
         admin.role = Some(Role::User);
         assert_eq!(user_index(&tenant, &admin).rpk, None);
+    }
+
+    #[test]
+    fn only_names_that_find_what_the_login_does_not_are_in_the_search_index() {
+        let tenant = TenantId::parse("acme").unwrap();
+        let with = |login: &str, name: Option<&str>| {
+            user(
+                1,
+                Some(login.into()),
+                name.map(str::to_owned),
+                Activity::Never,
+                Activity::Never,
+            )
+        };
+        for (login, name, indexed) in [
+            ("michael.smith.42@example.com", Some("Michael Smith"), false),
+            ("ann_lee@example.com", Some("Ann-Lee"), false),
+            ("ann@example.com", Some("Ann Lee"), true),
+            ("jdoe@example.com", Some("John Doe"), true),
+            ("smith@example.com", Some("Smith, John"), true),
+            ("x@example.com", None, false),
+            ("x@example.com", Some(""), false),
+        ] {
+            let keys = user_index(&tenant, &with(login, name));
+            assert_eq!(keys.k_namesearch.is_some(), indexed, "{login} / {name:?}");
+            if indexed {
+                assert_eq!(keys.k_namesearch.as_deref(), Some(keys.k_name.as_str()));
+            }
+        }
     }
 
     #[test]

@@ -260,8 +260,16 @@ async fn measure_side(
     );
 
     let before = label == "before";
-    let pages = if before { cli.before_pages.unwrap_or(cli.pages) } else { cli.pages };
-    let budget = if before { cli.before_secs.map(Duration::from_secs) } else { None };
+    let pages = if before {
+        cli.before_pages.unwrap_or(cli.pages)
+    } else {
+        cli.pages
+    };
+    let budget = if before {
+        cli.before_secs.map(Duration::from_secs)
+    } else {
+        None
+    };
     let started = Instant::now();
     let mut queries = Vec::new();
     let json = "application/json";

@@ -294,17 +294,18 @@ fn position(tenant: &TenantId, upk: &str, key: String) -> UserIndexPosition {
 }
 
 /// Whether the stream of `index` is where `user` appears in `query`'s list: a search reads the
-/// login and the name index, and a user matching by both appears once, at the first of its two
-/// texts (by the login's on a tie), as [`search_text`] orders the in-memory list.
+/// login index and the name-search index, and lists a user at their login where it matches, else
+/// at their name, as [`search_text`] orders the in-memory list. (A user whose login and name both
+/// match, the name not being a prefix of the login, is read in both and listed once.)
 fn owns(query: &UserQuery, index: UserIndex, user: &UserLicense) -> bool {
     let Some(q) = &query.search else { return true };
-    let Some(text) = search_text(q, user.login.as_deref(), user.name.as_deref()) else {
+    if search_text(q, user.login.as_deref(), user.name.as_deref()).is_none() {
         return false;
-    };
-    let by_login = text_key_prefix(user.login.as_deref().unwrap_or_default()) == text;
+    }
+    let by_login = text_key_prefix(user.login.as_deref().unwrap_or_default()).starts_with(q.as_str());
     match index {
         UserIndex::LoginName => by_login,
-        UserIndex::Name => !by_login,
+        UserIndex::NameSearch => !by_login,
         _ => true,
     }
 }
@@ -493,7 +494,7 @@ mod tests {
     }
 
     #[test]
-    fn a_search_match_by_login_and_name_belongs_to_one_stream() {
+    fn a_search_match_by_login_and_name_is_listed_once_at_the_login() {
         let user = |login: &str, name: &str| UserLicense {
             box_user_id: crate::ids::BoxUserId::parse("1").unwrap(),
             login: Some(login.into()),
@@ -510,14 +511,12 @@ mod tests {
             removed_at: None,
         };
         let query = q("q=an");
-        // Both match: the first text in order; a tie is the login's.
+        // Both match: listed at the login (the name-search entry is the duplicate).
         let both = user("ann@x.com", "Anders");
-        assert!(owns(&query, UserIndex::Name, &both) && !owns(&query, UserIndex::LoginName, &both));
-        let tie = user("ann", "ANN");
-        assert!(owns(&query, UserIndex::LoginName, &tie) && !owns(&query, UserIndex::Name, &tie));
+        assert!(owns(&query, UserIndex::LoginName, &both) && !owns(&query, UserIndex::NameSearch, &both));
         let name_only = user("zed@x.com", "Anna");
-        assert!(owns(&query, UserIndex::Name, &name_only) && !owns(&query, UserIndex::LoginName, &name_only));
+        assert!(owns(&query, UserIndex::NameSearch, &name_only) && !owns(&query, UserIndex::LoginName, &name_only));
         let neither = user("zed@x.com", "Zoë");
-        assert!(!owns(&query, UserIndex::Name, &neither) && !owns(&query, UserIndex::LoginName, &neither));
+        assert!(!owns(&query, UserIndex::NameSearch, &neither) && !owns(&query, UserIndex::LoginName, &neither));
     }
 }

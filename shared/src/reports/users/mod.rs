@@ -182,17 +182,18 @@ fn matches(
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 struct SortKey(i64, String, String);
 
-/// The text a search prefix `q` matches a user by (login or name, as the text keys write them):
-/// the first of the two in alphabetical order where both match, `None` where neither does. A
-/// search lists its matches in this text's order, as merging the login and name indexes yields them.
+/// The text a search prefix `q` matches a user by (as the text keys write them): the login where
+/// it matches, else the name, `None` where neither does. A search lists its matches in this
+/// text's order, as merging the login index and the name-search index yields them.
 pub(super) fn search_text(q: &str, login: Option<&str>, name: Option<&str>) -> Option<String> {
     let text = |v: Option<&str>| crate::storage::schema::text_key_prefix(v.unwrap_or_default());
     let (login, name) = (text(login), text(name));
-    match (login.starts_with(q), name.starts_with(q)) {
-        (true, true) => Some(login.min(name)),
-        (true, false) => Some(login),
-        (false, true) => Some(name),
-        (false, false) => None,
+    if login.starts_with(q) {
+        Some(login)
+    } else if name.starts_with(q) {
+        Some(name)
+    } else {
+        None
     }
 }
 

@@ -107,7 +107,7 @@ pub fn plan(query: &UserQuery, signal: ActivitySignal, inactive_days: u16, now: 
         Some(_) => vec![UserSegment::Seat],
     };
     let indexes = match query.search {
-        Some(_) => vec![UserIndex::LoginName, UserIndex::Name],
+        Some(_) => vec![UserIndex::LoginName, UserIndex::NameSearch],
         None => vec![match query.sort {
             SortField::LastActivity => UserIndex::by_signal(signal),
             SortField::Login => UserIndex::LoginName,
@@ -225,7 +225,7 @@ mod tests {
         let (streams, count) = merge("q=ann&state=never", ActivitySignal::Any);
         assert_eq!(count, CountFrom::Unknown);
         let indexes: Vec<_> = streams.iter().map(|s| s.index).collect();
-        assert_eq!(indexes, [UserIndex::LoginName, UserIndex::Name]);
+        assert_eq!(indexes, [UserIndex::LoginName, UserIndex::NameSearch]);
         assert!(
             streams
                 .iter()

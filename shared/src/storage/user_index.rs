@@ -15,10 +15,10 @@ use crate::storage::schema::{
 /// The version of the index attributes [`user_index`] writes. Bump it with any change to them:
 /// a tenant whose license summary names an older version gets every user rewritten, once, by its
 /// next full sync (items written before a version lack its attributes, and DynamoDB indexes no
-/// item without them). 1: the six GSIs of issue 12.
+/// item without them). 1: the seven GSIs of issue 12.
 pub const USER_INDEX_VERSION: u32 = 1;
 
-/// One of the six user GSIs (see [`USER_INDEXES`](crate::storage::schema::USER_INDEXES)).
+/// One of the seven user GSIs (see [`USER_INDEXES`](crate::storage::schema::USER_INDEXES)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UserIndex {
     /// [`USERS_BY_ANY`]: strongest activity, oldest first.

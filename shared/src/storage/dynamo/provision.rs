@@ -19,7 +19,7 @@ use crate::storage::schema::{
 
 impl Table {
     /// Creates the table exactly as [`schema`](super::schema) describes it (on-demand billing, string
-    /// keys, GSI `gsi1` and the six user GSIs projecting all attributes, TTL on [`TTL_ATTRIBUTE`]) and waits until it is
+    /// keys, GSI `gsi1` and the seven user GSIs projecting all attributes, TTL on [`TTL_ATTRIBUTE`]) and waits until it is
     /// active. For tests and the local demo; production tables come from the template.
     #[tracing::instrument(skip(client), fields(table = %name))]
     pub async fn create(client: Client, name: &str) -> Result<Self, StoreError> {

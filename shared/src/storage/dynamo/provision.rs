@@ -51,7 +51,7 @@ impl Table {
                     .context("building a user GSI definition")?,
             );
         }
-        client
+        let created = client
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
@@ -59,8 +59,16 @@ impl Table {
             .set_key_schema(Some(key_schema(&TABLE_KEY_SCHEMA)?))
             .set_global_secondary_indexes(Some(gsis))
             .send()
-            .await
-            .map_err(|e| sdk_error(e, "creating the table"))?;
+            .await;
+        match created {
+            Ok(_) => {}
+            // The SDK retried a CreateTable whose answer timed out after the table was made (a
+            // busy local endpoint): the name is the caller's own, so the table is this call's.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
+                tracing::warn!("the table already exists; a retried create found its first attempt's table");
+            }
+            Err(e) => return Err(sdk_error(e, "creating the table")),
+        }
 
         // Bounded wait: 60 × 0.5 s. moto is active at once; DynamoDB takes seconds.
         let mut active = false;

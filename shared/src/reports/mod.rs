@@ -314,10 +314,6 @@ impl ReportsService {
                 Ok(page)
             }
             Err(users::ListError::Query(e)) => Err(invalid(e.field, e.detail)),
-            Err(users::ListError::Store(StoreError::InvalidCursor)) => Err(invalid(
-                "cursor",
-                "`cursor` is not valid for this query: it is garbled, edited, or from another query; start again without it",
-            )),
             Err(users::ListError::Store(e)) => Err(e.into()),
         }
     }

@@ -316,7 +316,17 @@ pub enum ListError {
     #[error(transparent)]
     Query(#[from] QueryError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ListError {
+    /// A position outside the caller's list is the caller's bad cursor, not a storage failure.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::InvalidCursor => ListError::Query(super::invalid_cursor()),
+            e => ListError::Store(e),
+        }
+    }
 }
 
 /// Most users of one role read for a role list (pages of 1,000): far above any enterprise's admins.

@@ -251,19 +251,21 @@ fn decode_cursor(binding: &str, cursor: &str) -> Option<SortKey> {
     bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), body.h.as_bytes())).then_some(body.k)
 }
 
+/// Why a cursor is refused: garbled, edited, another query's, or naming a position outside the
+/// caller's own list.
+fn invalid_cursor() -> QueryError {
+    invalid(
+        "cursor",
+        "`cursor` is not valid for this query: it is garbled, edited, or from another query; start again without it",
+    )
+}
+
 /// The list position `query`'s cursor names (`None` without one), or why it is refused.
 fn position_after(binding: &str, query: &UserQuery) -> Result<Option<SortKey>, QueryError> {
     query
         .cursor
         .as_deref()
-        .map(|c| {
-            decode_cursor(binding, c).ok_or_else(|| {
-                invalid(
-                    "cursor",
-                    "`cursor` is not valid for this query: it is garbled, edited, or from another query; start again without it",
-                )
-            })
-        })
+        .map(|c| decode_cursor(binding, c).ok_or_else(invalid_cursor))
         .transpose()
 }
 
